@@ -1,0 +1,149 @@
+"""Nightly batch scoring flow: one model version, every file of one date, published all-or-nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.common import current_settings, logical_date, run_id
+from mlbatch import scoring
+from mlbatch.engines import SklearnEngine
+from mlbatch.errors import ParameterError, RegistryError, ScoringError
+from mlbatch.partitions import partition_files
+from mlbatch.registry import Registry
+from mlbatch.settings import Settings
+from mlbatch.specs import ModelSpec, get_spec
+from tasks import scoring as t
+
+
+def task_runner(settings: Settings) -> Any:
+    """Threads on this machine by default; a Dask cluster when ``MLBATCH_TASK_RUNNER=dask``."""
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1, "dashboard_address": None}
+        )
+    return ThreadPoolTaskRunner(max_workers=settings.max_workers)
+
+
+@flow(name="score-files")
+def score_files(
+    settings: Settings, spec: ModelSpec, engine: Any, files: list, ctx: scoring.RunContext, profile: dict | None
+) -> list[scoring.FileResult]:
+    """Score each input file as its own task, reporting progress as files complete."""
+    futures = [t.score_file.submit(settings, spec, engine, obj, ctx, profile) for obj in files]
+    progress = create_progress_artifact(
+        0.0, key=f"scoring-progress-{ctx.model}", description=f"{ctx.model} {ctx.day}: files scored"
+    )
+    for done, _future in enumerate(as_completed(futures), start=1):
+        update_progress_artifact(progress, 100.0 * done / max(len(futures), 1))
+    return [f.result() for f in futures]
+
+
+def resolve_version(registry: Registry, version: int | None) -> int:
+    """The pinned version (must be validated), else the champion, resolved once for the whole run."""
+    if version is not None:
+        if version < 1:
+            raise ParameterError(f"version: {version} is not a version number (expected 1 or more)")
+        registry.require_version(version, validated=True)
+        return version
+    champion = registry.champion()
+    if champion is None:
+        raise RegistryError(f"model {registry.model!r} has no champion yet: run retrain first")
+    return champion
+
+
+@flow(name="score", log_prints=True)
+def score(
+    model: str = "churn", run_date: dt.date | None = None, version: int | None = None, overwrite: bool = False
+) -> dict:
+    """Score one date's partition with one model version and publish it all-or-nothing.
+
+    Args:
+        model: name of a spec in ``models/``.
+        run_date: date partition to score; defaults to the day before the scheduled start (the logical date).
+        version: pin a validated version; defaults to the champion, resolved once at the start.
+        overwrite: replace an already published partition; otherwise it is skipped.
+    """
+    settings = current_settings()
+    logger = get_run_logger()
+    spec = get_spec(settings.models_dir, model)
+    day = logical_date(run_date, settings, days_before=1, name="run_date")
+    storage = settings.storage()
+    registry = Registry(storage, spec.name, settings.hmac_key())
+    chosen = resolve_version(registry, version)
+    output = storage.uri(scoring.partition_dir(spec.name, day))
+    if scoring.is_published(storage, spec.name, day) and not overwrite:
+        logger.info("skipping %s %s: already published at %s (overwrite=false)", spec.name, day, output)
+        return {"model": spec.name, "date": day.isoformat(), "status": "skipped", "output": output}
+    files = partition_files(storage, spec, day)
+    this_run = run_id()
+    started = dt.datetime.now(dt.UTC)
+    scoring.acquire_lease(storage, spec.name, day, this_run)
+    try:
+        removed = scoring.clean_stale_staging(storage, spec.name, day, this_run)
+        if removed:
+            logger.info("removed %d staging files left by dead runs", removed)
+        card = registry.card(chosen)
+        engine = SklearnEngine(registry.load(chosen), spec)
+        ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
+        clock = time.perf_counter()
+        results = score_files.with_options(task_runner=task_runner(settings))(
+            settings, spec, engine, files, ctx, card.get("profile")
+        )
+        seconds = time.perf_counter() - clock
+        manifest = t.publish_partition(settings, spec, ctx, results, overwrite, started)
+    finally:
+        scoring.release_lease(storage, spec.name, day, this_run)
+    errors = manifest["errors"]
+    rate = manifest["rows_out"] / seconds if seconds > 0 else 0.0
+    create_markdown_artifact(
+        _report(spec, day, chosen, manifest, rate, output), key=f"scoring-{spec.name}", description=f"{spec.name} {day}"
+    )
+    if errors:
+        create_table_artifact(errors, key=f"scoring-errors-{spec.name}", description=f"{spec.name} {day} bad files")
+        raise ScoringError(
+            f"{len(errors)} of {len(files)} files of {spec.name} {day} could not be scored and were quarantined "
+            f"(the other {len(files) - len(errors)} were published): " + "; ".join(e["reason"] for e in errors)
+        )
+    logger.info("published %d rows of %s %s at %s", manifest["rows_out"], spec.name, day, output)
+    return {
+        "model": spec.name,
+        "date": day.isoformat(),
+        "status": "published",
+        "version": chosen,
+        "rows": manifest["rows_out"],
+        "files": len(manifest["files"]),
+        "output": output,
+    }
+
+
+def _report(spec: ModelSpec, day: dt.date, version: int, manifest: dict, rate: float, output: str) -> str:
+    files = manifest["files"]
+    lines = [
+        f"# Scoring {spec.name} {day}",
+        "",
+        f"- model version: {version} (engines: {', '.join(manifest['engines']) or '—'})",
+        f"- rows scored: {manifest['rows_out']:,} from {len(files)} files ({rate:,.0f} rows/s)",
+        f"- missing values scored: {sum(f['missing_values'] for f in files):,}; "
+        f"unseen categories scored: {sum(f['unseen_categories'] for f in files):,}",
+        f"- files quarantined: {len(manifest['errors'])}",
+        f"- output: `{output}`",
+    ]
+    for err in manifest["errors"]:
+        lines.append(f"  - {err['input']}: {err['reason']}")
+    return "\n".join(lines)

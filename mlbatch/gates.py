@@ -1,0 +1,110 @@
+"""Promotion gates: each a plain function returning one verdict, so the flow can run them as separate tasks
+and the card records which passed and why. A candidate is promoted only if every gate passed."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlbatch.specs import ModelSpec
+from mlbatch.training import model_input
+
+
+def verdict(gate: str, passed: bool, detail: str) -> dict[str, Any]:
+    return {"gate": gate, "passed": bool(passed), "detail": detail}
+
+
+def absolute_floor(spec: ModelSpec, candidate: dict[str, float]) -> dict[str, Any]:
+    """(a) The primary metric clears the spec's fixed threshold."""
+    name, floor = spec.validation.primary_metric, spec.validation.min_primary
+    value = candidate.get(name, math.nan)
+    if floor is None:
+        return verdict("absolute_floor", not math.isnan(value), f"{name}={value:.4f}, no floor set")
+    ok = value <= floor if spec.lower_is_better else value >= floor
+    op = "<=" if spec.lower_is_better else ">="
+    return verdict("absolute_floor", ok, f"{name}={value:.4f}, required {op} {floor}")
+
+
+def versus_champion(
+    spec: ModelSpec, candidate: dict[str, float], champion: dict[str, float] | None, champion_version: int | None
+) -> dict[str, Any]:
+    """(b) Not worse than the champion on the same holdout by more than the spec's tolerances."""
+    name = spec.validation.primary_metric
+    if champion is None:
+        return verdict("versus_champion", True, "no champion yet: passes by default")
+    cand, champ = candidate[name], champion[name]
+    drop = (cand - champ) if spec.lower_is_better else (champ - cand)  # positive = candidate worse
+    limits = []
+    ok = True
+    if spec.validation.max_regression_abs is not None:
+        ok &= drop <= spec.validation.max_regression_abs
+        limits.append(f"abs <= {spec.validation.max_regression_abs}")
+    if spec.validation.max_regression_rel is not None and champ:
+        ok &= drop / abs(champ) <= spec.validation.max_regression_rel
+        limits.append(f"rel <= {spec.validation.max_regression_rel}")
+    return verdict(
+        "versus_champion",
+        ok,
+        f"{name}: candidate {cand:.4f} vs champion v{champion_version} {champ:.4f} "
+        f"(worse by {drop:+.4f}; allowed {', '.join(limits) or 'any'})",
+    )
+
+
+def not_degenerate(scores: np.ndarray) -> dict[str, Any]:
+    """(d) Predictions vary and contain no NaN: a constant model passes metrics it should not."""
+    nan = int(np.isnan(scores).sum())
+    spread = float(np.nanstd(scores)) if len(scores) else 0.0
+    ok = nan == 0 and spread > 1e-9 and len(scores) > 0
+    return verdict("not_degenerate", ok, f"{len(scores)} scores, {nan} NaN, std {spread:.6f}")
+
+
+def throughput(spec: ModelSpec, pipeline: Any, sample: pd.DataFrame) -> dict[str, Any]:
+    """(e) Scoring speed on a reference sample, if the spec sets a floor."""
+    floor = spec.validation.min_throughput_rows_per_s
+    features = model_input(sample, spec)
+    start = time.perf_counter()
+    if spec.task == "binary":
+        pipeline.predict_proba(features)
+    else:
+        pipeline.predict(features)
+    rate = len(features) / max(time.perf_counter() - start, 1e-9)
+    if floor is None:
+        return verdict("throughput", True, f"{rate:,.0f} rows/s, no floor set")
+    return verdict("throughput", rate >= floor, f"{rate:,.0f} rows/s, floor {floor:,.0f}")
+
+
+def reload_in_fresh_process(
+    env: dict[str, str], model: str, version: int, holdout: pd.DataFrame, expected: np.ndarray
+) -> dict[str, Any]:
+    """(c) A new Python process loads the stored artifact (checksum verified) and reproduces the scores exactly.
+
+    This catches what an in-process check cannot: an artifact that only
+    unpickles thanks to state of the training process, a corrupt upload, or a
+    checksum that does not match what was stored.
+    """
+    with tempfile.TemporaryDirectory(prefix="mlbatch-reload-") as tmp:
+        features = Path(tmp) / "holdout.parquet"
+        out = Path(tmp) / "scores.npy"
+        holdout.to_parquet(features, index=False)
+        cmd = [sys.executable, "-m", "mlbatch.reloadcheck", model, str(version), str(features), str(out)]
+        proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return verdict("reload_fresh_process", False, f"reload failed: {last}")
+        scores = np.load(out)
+    same = scores.shape == expected.shape and np.array_equal(scores, expected, equal_nan=True)
+    diff = float(np.nanmax(np.abs(scores - expected))) if scores.shape == expected.shape and len(scores) else 0.0
+    return verdict(
+        "reload_fresh_process",
+        same,
+        f"checksum verified; {len(scores)} holdout scores " + ("identical" if same else f"differ (max {diff:.3g})"),
+    )

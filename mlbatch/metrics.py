@@ -1,0 +1,43 @@
+"""Evaluation metrics, one function per task type, so training, gates and monitoring agree on definitions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """ROC AUC, log loss, Brier, precision/recall/accuracy at ``threshold``; AUC is NaN with one class."""
+    y = np.asarray(y_true).astype(int)
+    p = np.clip(np.asarray(scores, dtype=float), 1e-15, 1 - 1e-15)
+    pred = (p >= threshold).astype(int)
+    both = len(np.unique(y)) > 1
+    return {
+        "roc_auc": float(skm.roc_auc_score(y, p)) if both else math.nan,
+        "log_loss": float(skm.log_loss(y, p, labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, p)),
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "rows": float(len(y)),
+        "positive_rate": float(y.mean()) if len(y) else math.nan,
+    }
+
+
+def regression_metrics(y_true: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(predictions, dtype=float)
+    return {
+        "rmse": float(math.sqrt(skm.mean_squared_error(y, p))),
+        "mae": float(skm.mean_absolute_error(y, p)),
+        "r2": float(skm.r2_score(y, p)) if len(y) > 1 else math.nan,
+        "rows": float(len(y)),
+    }
+
+
+def evaluate(task: str, y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    if task == "binary":
+        return binary_metrics(y_true, scores, threshold)
+    return regression_metrics(y_true, scores)

@@ -1,0 +1,115 @@
+"""Reference profiles of features and scores, computed once at training time and stored in the model card.
+
+Monitoring compares each scored day against this profile, so it never has to
+re-read the training data: numeric columns keep decile edges (with open
+overflow bins at both ends) and the share of rows per bin; categorical
+columns keep category frequencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+QUANTILES = np.linspace(0, 1, 11)[1:-1]  # interior decile edges
+
+
+def numeric_profile(values: np.ndarray) -> dict[str, Any]:
+    x = np.asarray(values, dtype=float)
+    finite = x[np.isfinite(x)]
+    edges = np.unique(np.quantile(finite, QUANTILES)) if finite.size else np.array([])
+    counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
+    return {
+        "kind": "numeric",
+        "edges": edges.tolist(),
+        "shares": (counts / max(finite.size, 1)).tolist(),
+        "null_rate": float(1 - finite.size / max(x.size, 1)),
+        "mean": float(finite.mean()) if finite.size else None,
+        "std": float(finite.std()) if finite.size else None,
+    }
+
+
+def categorical_profile(values: pd.Series) -> dict[str, Any]:
+    counts = values.astype("object").where(values.notna(), None).value_counts(dropna=True)
+    total = max(len(values), 1)
+    return {
+        "kind": "categorical",
+        "shares": {str(k): float(v / total) for k, v in counts.items()},
+        "null_rate": float(values.isna().mean()) if len(values) else 0.0,
+    }
+
+
+def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
+    profile: dict[str, Any] = {col: numeric_profile(frame[col].to_numpy(dtype=float)) for col in numeric}
+    profile.update({col: categorical_profile(frame[col]) for col in categorical})
+    return profile
+
+
+class ProfileAccumulator:
+    """Counts of scored rows per reference bin and category, gathered while scoring streams the data.
+
+    Monitoring turns these counts into drift (PSI) without a second read of the
+    inputs; the counts of several files merge by addition.
+    """
+
+    def __init__(self, reference: dict[str, Any]) -> None:
+        self.features = reference.get("features", {})
+        self.score_edges = np.asarray(reference.get("score", {}).get("edges", []), dtype=float)
+        self.rows = 0
+        self.numeric: dict[str, np.ndarray] = {
+            col: np.zeros(len(p["edges"]) + 1, dtype=np.int64)
+            for col, p in self.features.items()
+            if p["kind"] == "numeric"
+        }
+        self.nulls: dict[str, int] = dict.fromkeys(self.features, 0)
+        self.categorical: dict[str, dict[str, int]] = {
+            col: {} for col, p in self.features.items() if p["kind"] == "categorical"
+        }
+        self.score = np.zeros(len(self.score_edges) + 1, dtype=np.int64)
+
+    def update(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
+        self.rows += len(frame)
+        for col, counts in self.numeric.items():
+            x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            finite = np.isfinite(x)
+            self.nulls[col] += int((~finite).sum())
+            edges = np.asarray(self.features[col]["edges"], dtype=float)
+            counts += np.bincount(np.searchsorted(edges, x[finite], side="right"), minlength=len(counts))
+        for col, counts in self.categorical.items():
+            values = frame[col]
+            self.nulls[col] += int(values.isna().sum())
+            for key, n in values.dropna().astype(str).value_counts().items():
+                counts[key] = counts.get(key, 0) + int(n)
+        s = np.asarray(scores, dtype=float)
+        s = s[np.isfinite(s)]
+        self.score += np.bincount(np.searchsorted(self.score_edges, s, side="right"), minlength=len(self.score))
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "numeric": {c: v.tolist() for c, v in self.numeric.items()},
+            "categorical": self.categorical,
+            "nulls": self.nulls,
+            "score": self.score.tolist(),
+        }
+
+    @staticmethod
+    def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {"rows": 0, "numeric": {}, "categorical": {}, "nulls": {}, "score": []}
+        for part in parts:
+            out["rows"] += part["rows"]
+            for col, counts in part["numeric"].items():
+                prev = out["numeric"].get(col)
+                out["numeric"][col] = counts if prev is None else [a + b for a, b in zip(prev, counts, strict=True)]
+            for col, counts in part["categorical"].items():
+                merged = out["categorical"].setdefault(col, {})
+                for key, n in counts.items():
+                    merged[key] = merged.get(key, 0) + n
+            for col, n in part["nulls"].items():
+                out["nulls"][col] = out["nulls"].get(col, 0) + n
+            out["score"] = (
+                part["score"] if not out["score"] else [a + b for a, b in zip(out["score"], part["score"], strict=True)]
+            )
+        return out

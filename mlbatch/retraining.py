@@ -1,0 +1,166 @@
+"""The retraining steps as plain functions; ``flows/retrain.py`` runs each as a task.
+
+Order and responsibility follow TFX's validate → train → evaluate → bless →
+push: nothing is registered when the data is invalid, every trained
+candidate is registered (so a rejection is auditable), and the alias moves
+only when every gate passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlbatch.datachecks import CheckResult, training_checks
+from mlbatch.errors import DataValidationError, IntegrityError
+from mlbatch.metrics import evaluate
+from mlbatch.profiles import build_profile
+from mlbatch.registry import VALIDATED, Registry
+from mlbatch.specs import ModelSpec
+from mlbatch.training import DATE_COLUMN, TrainingData, fit, predict_scores, time_split
+
+log = logging.getLogger(__name__)
+
+_LIBRARIES = ("scikit-learn", "pandas", "pyarrow", "numpy", "joblib", "prefect", "skl2onnx", "onnxruntime")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def code_version() -> str | None:
+    """The git commit of the code that trained, when the code runs from a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def validate_training_data(data: TrainingData, spec: ModelSpec) -> list[CheckResult]:
+    """Run every data check; raise with the full list of failures if any fails."""
+    results = (
+        training_checks(data.frame, spec, data.as_of, DATE_COLUMN)
+        if len(data.frame)
+        else [CheckResult("min_rows", False, f"0 rows, minimum {spec.validation.min_rows}")]
+    )
+    failed = [f"{r.check}: {r.detail}" for r in results if not r.passed]
+    if failed:
+        raise DataValidationError(f"training window of {spec.name} before {data.as_of}", failed)
+    return results
+
+
+@dataclass
+class Candidate:
+    """A trained pipeline with its holdout evaluation."""
+
+    pipeline: Any
+    train_rows: int
+    holdout: pd.DataFrame
+    scores: np.ndarray
+    metrics: dict[str, float]
+    training_seconds: float
+
+
+def train_candidate(data: TrainingData, spec: ModelSpec) -> Candidate:
+    train, holdout = time_split(data.frame, spec.training.holdout_days, data.as_of)
+    if train.empty or holdout.empty:
+        raise DataValidationError(
+            f"training window of {spec.name} before {data.as_of}",
+            [
+                f"time split: {len(train)} training rows and {len(holdout)} holdout rows; both must be non-empty "
+                f"(holdout = last {spec.training.holdout_days} days)"
+            ],
+        )
+    start = time.perf_counter()
+    pipeline = fit(spec, train)
+    seconds = time.perf_counter() - start
+    scores = predict_scores(pipeline, holdout, spec)
+    metrics = evaluate(spec.task, holdout[spec.target].to_numpy(), scores, spec.validation.decision_threshold)
+    log.info("trained %s on %d rows in %.1fs: %s", spec.name, len(train), seconds, metrics)
+    return Candidate(pipeline, len(train), holdout, scores, metrics, seconds)
+
+
+@dataclass
+class ChampionEvaluation:
+    version: int | None
+    metrics: dict[str, float] | None
+    note: str
+
+
+def evaluate_champion(registry: Registry, spec: ModelSpec, holdout: pd.DataFrame) -> ChampionEvaluation:
+    """The current champion's metrics on the candidate's holdout, so the comparison is like for like."""
+    version = registry.champion()
+    if version is None:
+        return ChampionEvaluation(None, None, "no champion yet")
+    try:
+        pipeline = registry.load(version)
+        scores = predict_scores(pipeline, holdout, spec)
+    except IntegrityError as exc:
+        raise IntegrityError(f"cannot evaluate the champion: {exc}") from exc
+    metrics = evaluate(spec.task, holdout[spec.target].to_numpy(), scores, spec.validation.decision_threshold)
+    return ChampionEvaluation(version, metrics, f"champion v{version} evaluated on the same holdout")
+
+
+def build_card(
+    spec: ModelSpec,
+    data: TrainingData,
+    candidate: Candidate,
+    champion: ChampionEvaluation,
+    run_id: str | None,
+    checks: list[CheckResult],
+) -> dict[str, Any]:
+    """Everything needed to audit or reproduce a version, as recommended by scikit-learn's persistence guide."""
+    train, _ = time_split(data.frame, spec.training.holdout_days, data.as_of)
+    return {
+        "run_id": run_id,
+        "task": spec.task,
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "spec_hash": spec.spec_hash(),
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "data": {
+            "as_of": data.as_of.isoformat(),
+            "window_start": data.start.isoformat(),
+            "window_end": (data.as_of - dt.timedelta(days=1)).isoformat(),
+            "holdout_days": spec.training.holdout_days,
+            "rows_train": candidate.train_rows,
+            "rows_holdout": len(candidate.holdout),
+            "fingerprint": data.fingerprint(),
+            "partitions": data.partitions,
+            "checks": [c.as_dict() for c in checks],
+        },
+        "training_seconds": round(candidate.training_seconds, 3),
+        "metrics": {
+            "primary": spec.validation.primary_metric,
+            "candidate": candidate.metrics,
+            "champion": champion.metrics,
+            "champion_version": champion.version,
+        },
+        "profile": {
+            "features": build_profile(train, spec.features.numeric, spec.features.categorical),
+            "score": build_profile(pd.DataFrame({"score": candidate.scores}), ["score"], [])["score"],
+        },
+    }
+
+
+def decide(verdict: dict[str, Any]) -> bool:
+    return verdict["status"] == VALIDATED

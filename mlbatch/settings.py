@@ -1,0 +1,93 @@
+"""The one settings object.
+
+Built once at an entry point (CLI command, flow run) and passed down; tests
+construct it directly instead of patching globals. Reads, in order of
+precedence: constructor arguments, environment variables, then an optional
+dotenv file named by ``MLBATCH_ENV_FILE`` (default ``.env`` in the working
+directory, ignored when absent).
+
+Environment variables read (all optional):
+
+- ``MLBATCH_STORAGE_ROOT``: where everything lives; ``data/lake`` (local), ``file:///abs/path``
+  or ``s3://bucket/prefix``.
+- ``MLBATCH_MODELS_DIR``: directory of model spec files (default ``models``).
+- ``MLBATCH_S3_ENDPOINT_URL``, ``MLBATCH_S3_REGION``: S3 endpoint (for S3-compatible stores or moto) and region.
+- ``MLBATCH_S3_SSE``: server-side encryption, ``AES256`` (default), ``aws:kms`` or ``none``.
+- ``MLBATCH_S3_SSE_KMS_KEY_ID``: the KMS key when ``MLBATCH_S3_SSE=aws:kms``.
+- ``MLBATCH_S3_MAX_ATTEMPTS``: botocore's retry budget for throttling and 5xx answers.
+- ``MLBATCH_LOG_LEVEL``: log level of the project's loggers.
+- ``MLBATCH_TIMEZONE``: timezone of the schedules and of logical dates.
+- ``MLBATCH_TASK_RUNNER``: ``threads`` (default) or ``dask``; ``MLBATCH_DASK_ADDRESS`` an existing scheduler.
+- ``MLBATCH_MAX_WORKERS``: parallel scoring tasks for the thread runner.
+- ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
+- ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
+- ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
+
+AWS credentials are never settings: boto3 and pyarrow take them from the
+standard AWS chain (environment, shared config, instance role).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration shared by the CLI, the flows and the core modules."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLBATCH_",
+        env_file=os.environ.get("MLBATCH_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    storage_root: str = Field(
+        default="data/lake",
+        description="Root of all data: a local path, file:// URI or s3://bucket/prefix.",
+    )
+    models_dir: Path = Field(default=Path("models"), description="Directory holding one spec file per model.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override (moto, MinIO).")
+    s3_region: str = Field(default="us-east-1", description="AWS region of the bucket.")
+    s3_sse: Literal["AES256", "aws:kms", "none"] = Field(
+        default="AES256", description="Server-side encryption applied to every object written to S3."
+    )
+    s3_sse_kms_key_id: str | None = Field(default=None, description="KMS key id when s3_sse is aws:kms.")
+    s3_max_attempts: int = Field(default=5, ge=1, le=20, description="botocore retry attempts (standard mode).")
+    log_level: str = Field(default="INFO", description="Level of the project's loggers.")
+    timezone: str = Field(default="UTC", description="Timezone of schedules and logical dates.")
+    task_runner: Literal["threads", "dask"] = Field(default="threads", description="Task runner for scoring.")
+    dask_address: str | None = Field(default=None, description="Existing Dask scheduler; None starts a LocalCluster.")
+    max_workers: int = Field(default=2, ge=1, le=64, description="Concurrent scoring tasks with the thread runner.")
+    engine: Literal["auto", "sklearn", "onnx"] = Field(default="auto", description="Scoring engine.")
+    card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
+    retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``MLBATCH_*`` variables, for a child process (gate (c), workers)."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if name == "models_dir":
+                value = Path(value).resolve()
+            if name == "storage_root" and "://" not in str(value):
+                value = Path(value).resolve()
+            env[f"MLBATCH_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+    def hmac_key(self) -> str | None:
+        return self.card_hmac_key.get_secret_value() if self.card_hmac_key else None
+
+    def storage(self):  # -> Storage; imported lazily so settings stay importable without boto3/pyarrow
+        """Open the storage back end named by ``storage_root``."""
+        from mlbatch.storage import open_storage
+
+        return open_storage(self.storage_root, self)

@@ -1,0 +1,176 @@
+"""The storage contract every back end honours.
+
+The flows need few things from storage, and the guarantees matter more than
+the breadth: list objects and partitions, read and write bytes, JSON and
+Parquet, and two conditional writes that make the registry and publication
+safe without a database:
+
+- ``write_bytes(..., if_none_match=True)`` creates an object only if it does
+  not exist (version allocation, immutable cards, manifests);
+- ``write_bytes(..., if_match=token)`` replaces an object only if it has not
+  changed since it was read (alias moves, history appends).
+
+Keys are ``/``-separated paths relative to the storage root and are the same
+on every back end, so a layout written locally reads the same on S3. Parquet
+goes through ``pyarrow.fs`` (``arrow_fs``/``arrow_path``) so that readers
+stream and prune columns; writes of whole files go through
+``upload_file`` so that each back end can make them atomic and encrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from mlbatch.errors import ParameterError
+
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.=+\-]+$")
+
+#: Parquet settings for everything the project writes: zstd and row groups that
+#: DuckDB, Spark and Athena split well.
+PARQUET_WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
+ROW_GROUP_SIZE = 131_072
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape their prefix, so no parameter can write outside the storage root."""
+    if not key or key.startswith("/") or "\\" in key:
+        raise ParameterError(f"invalid storage key {key!r}: expected a relative path like 'a/b/c'")
+    for segment in key.rstrip("/").split("/"):
+        if segment in ("", ".", "..") or not _SAFE_SEGMENT.match(segment):
+            raise ParameterError(f"invalid storage key {key!r}: segment {segment!r} must match {_SAFE_SEGMENT.pattern}")
+    return key
+
+
+def join(*parts: str) -> str:
+    """Join key segments with ``/``, ignoring empty ones."""
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object: its key relative to the root, size in bytes and a change token (ETag)."""
+
+    key: str
+    size: int
+    etag: str
+
+
+class Storage(ABC):
+    """A root (local directory or S3 prefix) with the operations the flows need."""
+
+    root_uri: str
+
+    # ---- objects -----------------------------------------------------------------------------
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """The full URI of ``key`` (for messages, manifests and analysts)."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object below ``prefix``, recursively, sorted by key."""
+
+    @abstractmethod
+    def list_dirs(self, prefix: str) -> list[str]:
+        """Names of the immediate sub-directories (common prefixes) of ``prefix``, sorted."""
+
+    @abstractmethod
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        """Content of ``key`` and the token that ``write_bytes(if_match=...)`` expects."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
+        """Write ``data`` atomically; return the new token.
+
+        Raises ``ConflictError`` if ``if_none_match`` and the key exists, or if
+        ``if_match`` is given and the object changed (or vanished) since read.
+        """
+
+    @abstractmethod
+    def upload_file(self, local_path: str | Path, key: str, *, if_none_match: bool = False) -> None:
+        """Publish a local file under ``key`` in one step (never visible half-written)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def copy(self, src: str, dst: str) -> None:
+        """Copy one object within the root (server side on S3)."""
+
+    # ---- pyarrow access ----------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def arrow_fs(self) -> pafs.FileSystem: ...
+
+    @abstractmethod
+    def arrow_path(self, key: str) -> str:
+        """The path of ``key`` as ``arrow_fs`` names it."""
+
+    # ---- shared conveniences -----------------------------------------------------------------
+    def read_bytes(self, key: str) -> bytes:
+        return self.read_versioned(key)[0]
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.read_bytes(key))
+
+    def read_json_versioned(self, key: str) -> tuple[Any, str]:
+        data, token = self.read_versioned(key)
+        return json.loads(data), token
+
+    def write_json(self, key: str, obj: Any, *, if_none_match: bool = False, if_match: str | None = None) -> str:
+        data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+        return self.write_bytes(key, data, if_none_match=if_none_match, if_match=if_match)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object below ``prefix``; returns how many."""
+        objects = self.list(prefix)
+        for obj in objects:
+            self.delete(obj.key)
+        return len(objects)
+
+    def parquet_file(self, key: str) -> pq.ParquetFile:
+        """Open one Parquet file for streaming; ``pre_buffer=False`` keeps memory flat on large files."""
+        return pq.ParquetFile(self.arrow_fs.open_input_file(self.arrow_path(key)), pre_buffer=False)
+
+    def read_table(
+        self,
+        keys: Sequence[str],
+        columns: Sequence[str] | None = None,
+        filter: ds.Expression | None = None,
+        schema: pa.Schema | None = None,
+    ) -> pa.Table:
+        """Read Parquet files as one table, only ``columns``, rows matching ``filter``."""
+        dataset = ds.dataset(
+            [self.arrow_path(k) for k in keys], format="parquet", filesystem=self.arrow_fs, schema=schema
+        )
+        return dataset.to_table(columns=list(columns) if columns is not None else None, filter=filter)
+
+    def write_parquet(self, key: str, table: pa.Table, *, if_none_match: bool = False) -> None:
+        """Write ``table`` as one zstd Parquet file, published in one step."""
+        with self.staged_file(key, if_none_match=if_none_match) as local:
+            pq.write_table(table, local, row_group_size=ROW_GROUP_SIZE, **PARQUET_WRITE_OPTIONS)
+
+    @contextmanager
+    def staged_file(self, key: str, *, if_none_match: bool = False) -> Iterator[str]:
+        """Yield a local temporary path; on success it is uploaded as ``key``, on error discarded."""
+        check_key(key)
+        with tempfile.TemporaryDirectory(prefix="mlbatch-") as tmp:
+            local = str(Path(tmp) / Path(key).name)
+            yield local
+            self.upload_file(local, key, if_none_match=if_none_match)

@@ -1,0 +1,162 @@
+"""Loading the training window, splitting by time, building and fitting the pipeline.
+
+The pipeline (preprocessing plus estimator) is one scikit-learn ``Pipeline``
+so the artifact that is stored, checksummed and loaded for scoring is exactly
+the object that was evaluated: nothing about preprocessing lives outside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from mlbatch.datachecks import schema_problems
+from mlbatch.errors import DataValidationError
+from mlbatch.partitions import list_partition_dates, partition_files
+from mlbatch.specs import ModelSpec
+from mlbatch.storage import Storage
+
+log = logging.getLogger(__name__)
+
+DATE_COLUMN = "_partition_date"
+MISSING_CATEGORY = "__missing__"
+
+
+@dataclass
+class TrainingData:
+    """The rows of a training window and where they came from (the card's lineage)."""
+
+    frame: pd.DataFrame
+    as_of: dt.date
+    start: dt.date
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the rows in a canonical order: equal data, equal fingerprint."""
+        hashed = pd.util.hash_pandas_object(self.frame.sort_values(list(self.frame.columns[:1])), index=False)
+        return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+def window_bounds(as_of: dt.date, window_days: int) -> tuple[dt.date, dt.date]:
+    """First date inside the window and ``as_of`` (excluded): the window ends the day before as_of."""
+    return as_of - dt.timedelta(days=window_days), as_of
+
+
+def load_window(storage: Storage, spec: ModelSpec, as_of: dt.date, window_days: int | None = None) -> TrainingData:
+    """Read the labelled rows of the window before ``as_of``, only the needed columns.
+
+    Raises:
+        DataValidationError: a file lacks a column or has the wrong type (every file and column listed),
+            or the window holds no partition at all.
+    """
+    days = window_days or spec.training.window_days
+    start, end = window_bounds(as_of, days)
+    dates = [d for d in list_partition_dates(storage, spec) if start <= d < end]
+    if not dates:
+        raise DataValidationError(
+            storage.uri(spec.dataset.path), [f"no partitions between {start} and {end - dt.timedelta(days=1)}"]
+        )
+    tables, partitions, problems = [], [], []
+    for day in dates:
+        files = partition_files(storage, spec, day)
+        for obj in files:
+            schema = storage.parquet_file(obj.key).schema_arrow
+            found = schema_problems(schema, spec, storage.uri(obj.key), with_target=True)
+            if found:
+                problems.extend(found)
+                continue
+            table = storage.read_table([obj.key], columns=spec.training_columns)
+            table = table.append_column(DATE_COLUMN, pa.array([day] * table.num_rows, type=pa.date32()))
+            tables.append(table)
+            partitions.append(
+                {"date": day.isoformat(), "key": obj.key, "bytes": obj.size, "etag": obj.etag, "rows": table.num_rows}
+            )
+    if problems:
+        raise DataValidationError(storage.uri(spec.dataset.path), problems)
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else pd.DataFrame()
+    if DATE_COLUMN in frame:
+        frame[DATE_COLUMN] = pd.to_datetime(frame[DATE_COLUMN])
+    log.info("loaded %d rows from %d files, %s to %s", len(frame), len(partitions), start, end)
+    return TrainingData(frame=frame, as_of=as_of, start=start, partitions=partitions)
+
+
+def time_split(frame: pd.DataFrame, holdout_days: int, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The last ``holdout_days`` before ``as_of`` are the holdout; everything earlier trains."""
+    cutoff = pd.Timestamp(as_of - dt.timedelta(days=holdout_days))
+    is_holdout = frame[DATE_COLUMN] >= cutoff
+    return frame[~is_holdout], frame[is_holdout]
+
+
+def model_input(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """The feature columns as the pipeline expects them: float numerics (±inf as missing), string categoricals."""
+    out = {}
+    for col in spec.features.numeric:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
+        values[~np.isfinite(values)] = np.nan
+        out[col] = values
+    for col in spec.features.categorical:
+        series = frame[col]
+        out[col] = series.astype(object).where(series.notna(), MISSING_CATEGORY).astype(str).to_numpy(dtype=object)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def build_pipeline(spec: ModelSpec) -> Pipeline:
+    """Preprocessing plus the spec's estimator, seeded for reproducible training."""
+    prep = spec.preprocessing
+    numeric_steps: list[tuple[str, Any]] = []
+    if prep.numeric_impute != "none":
+        numeric_steps.append(("impute", SimpleImputer(strategy=prep.numeric_impute)))
+    if prep.scale_numeric:
+        numeric_steps.append(("scale", StandardScaler()))
+    if prep.categorical_encoding == "onehot":
+        encoder: Any = OneHotEncoder(
+            handle_unknown="infrequent_if_exist" if prep.max_categories else "ignore",
+            max_categories=prep.max_categories,
+            sparse_output=False,
+            dtype=np.float32,
+        )
+    else:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float32)
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if spec.features.numeric:
+        transformers.append(("num", Pipeline(numeric_steps) if numeric_steps else "passthrough", spec.features.numeric))
+    if spec.features.categorical:
+        transformers.append(("cat", encoder, spec.features.categorical))
+    preprocess = ColumnTransformer(transformers, sparse_threshold=0.0, verbose_feature_names_out=False)
+    estimator = spec.estimator.build()
+    if (
+        "random_state" in inspect.signature(type(estimator).__init__).parameters
+        and "random_state" not in spec.estimator.params
+    ):
+        estimator.set_params(random_state=spec.training.seed)
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+
+def fit(spec: ModelSpec, train: pd.DataFrame) -> Pipeline:
+    pipeline = build_pipeline(spec)
+    target = train[spec.target].to_numpy()
+    if spec.task == "binary":
+        target = target.astype(int)
+    pipeline.fit(model_input(train, spec), target)
+    return pipeline
+
+
+def predict_scores(pipeline: Pipeline, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """Positive-class probability (binary) or the prediction (regression)."""
+    features = model_input(frame, spec)
+    if spec.task == "binary":
+        proba = pipeline.predict_proba(features)
+        return proba[:, 1] if proba.shape[1] > 1 else np.zeros(len(features))
+    return np.asarray(pipeline.predict(features), dtype=float)

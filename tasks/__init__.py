@@ -1,0 +1,19 @@
+"""Prefect tasks: thin wrappers over ``mlbatch`` functions that add retries, logging and artifacts.
+
+Retries go on tasks that touch storage (throttling, 5xx, a dropped connection
+are worth another try); pure transforms fail fast. No task caches results:
+inputs are data frames and pipelines that are costly to hash and whose reuse
+would hide a changed input.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+#: storage-touching task: three retries with backoff
+io_task = partial(task, retries=3, retry_delay_seconds=[2, 5, 15], cache_policy=NO_CACHE, persist_result=False)
+#: pure computation: no retries, a failure is a bug or bad data and retrying would repeat it
+compute_task = partial(task, cache_policy=NO_CACHE, persist_result=False)
