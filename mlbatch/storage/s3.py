@@ -49,7 +49,7 @@ class S3Storage(Storage):
     @cached_property
     def client(self) -> Any:
         config = Config(
-            retries={"max_attempts": self.settings.s3_max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.settings.s3_max_attempts, "mode": "standard"},
             connect_timeout=10,
             read_timeout=60,
         )
