@@ -198,18 +198,18 @@ def test_scoring_bad_input(trained, case: Case):
         assert published == [f"{partition_dir('churn', day)}/part-00000.parquet"]
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "words"),
-    [
-        # dates are typed parameters: Prefect's validation refuses them before the flow body runs
-        ({"run_date": "2026-13-01"}, ("run_date", "month value is outside expected range")),
-        ({"run_date": "../x"}, ("run_date", "valid date")),
-        ({"model": "no-such-model"}, ("unknown model 'no-such-model'", "known models: churn")),
-        ({"model": "../etc"}, ("invalid model name '../etc'",)),
-        ({"version": 99}, ("has no version 99",)),
-        ({"version": 0}, ("version: 0 is not a version number",)),
-    ],
-)
+# dates are typed parameters: Prefect's validation refuses them before the flow body runs
+PARAMETER_CASES = {
+    "date `2026-13-01`": ({"run_date": "2026-13-01"}, ("run_date", "month value is outside expected range")),
+    "date `../x`": ({"run_date": "../x"}, ("run_date", "valid date")),
+    "unknown model": ({"model": "no-such-model"}, ("unknown model 'no-such-model'", "known models: churn")),
+    "model `../etc`": ({"model": "../etc"}, ("invalid model name '../etc'",)),
+    "missing version": ({"version": 99}, ("has no version 99",)),
+    "version `0`": ({"version": 0}, ("version: 0 is not a version number",)),
+}
+
+
+@pytest.mark.parametrize(("kwargs", "words"), PARAMETER_CASES.values(), ids=PARAMETER_CASES.keys())
 def test_malformed_parameters_fail_before_writing(trained, kwargs, words):
     storage = trained.storage()
     before = {o.key for o in storage.list("")}
@@ -230,3 +230,18 @@ def test_rejected_version_cannot_score(trained):
     with pytest.raises(MlbatchError, match=f"version {version} of churn is rejected"):
         score(model="churn", run_date=day, version=version)
     assert not storage.exists(manifest_key("churn", day))
+
+
+def _readme_rows(repo_root) -> dict[str, str]:
+    """The README's bad-input table as {case: outcome}; the table and this corpus must not drift apart."""
+    text = (repo_root / "README.md").read_text()
+    table = text.split("<!-- bad-input-table -->")[1].split("<!-- /bad-input-table -->")[0]
+    rows = [line.split("|")[1:-1] for line in table.strip().splitlines() if line.startswith("|")]
+    return {cells[0].strip(): cells[1].strip() for cells in rows[2:]}
+
+
+def test_readme_table_lists_exactly_the_tested_cases(repo_root):
+    rows = _readme_rows(repo_root)
+    expected = {c.name: c.outcome for c in CASES} | {name: "refused" for name in PARAMETER_CASES}
+    expected["rejected version"] = "refused"
+    assert {name: outcome.split()[0].strip("*") for name, outcome in rows.items()} == expected
