@@ -7,28 +7,57 @@ import datetime as dt
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import current_settings
 from flows.score import resolve_version, score
 from mlbatch import backfill
-from mlbatch.errors import ScoringError
+from mlbatch.errors import MlbatchError, ScoringError
 from mlbatch.parameters import ModelName, check_positive, check_range
 from mlbatch.registry import Registry
 from mlbatch.scoring import published_dates
 from mlbatch.specs import get_spec
 
 
-@task(name="score-date", cache_policy=NO_CACHE, persist_result=False)
-def score_date(model: str, day: dt.date, version: int, overwrite: bool) -> backfill.Outcome:
-    """Run the ``score`` flow for one date; its failure becomes an outcome so the other dates go on."""
+def _transient(task, task_run, state) -> bool:
+    """Retry a date only when it failed outside the project's own checks (an API 503, a dropped connection).
+
+    A project error (missing input, quarantined files, bad version) would fail the same way again.
+    """
     try:
-        result = score(model=model, run_date=day, version=version, overwrite=overwrite)
-    except Exception as exc:  # any failure of one date is reported, never allowed to stop the others
-        return backfill.Outcome(day, "failed", f"{type(exc).__name__}: {exc}")
+        state.result()
+    except MlbatchError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(
+    name="score-date",
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def score_date(model: str, day: dt.date, version: int, overwrite: bool) -> backfill.Outcome:
+    """Run the ``score`` flow for one date as a subflow (its own run in the UI, linked to this one)."""
+    result = score(model=model, run_date=day, version=version, overwrite=overwrite)
     if result["status"] == "skipped":
         return backfill.Outcome(day, "skipped", "already published (found by the score run)")
     return backfill.Outcome(day, "published", f"version {result['version']}", result["rows"])
+
+
+def _outcome(day: dt.date, future: PrefectFuture) -> backfill.Outcome:
+    """The date's outcome; a failed date becomes a row of the report instead of stopping the others."""
+    future.wait()
+    if future.state.is_completed():
+        return future.result()
+    exc = future.state.result(raise_on_failure=False)
+    reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(future.state.message)
+    return backfill.Outcome(day, "failed", reason)
 
 
 @flow(name="backfill-scoring", log_prints=True)
@@ -72,7 +101,7 @@ def backfill_scoring(
             runner.submit(score_date, {"model": spec.name, "day": day, "version": chosen, "overwrite": overwrite})
             for day in to_score
         ]
-        outcomes += [f.result() for f in futures]
+        outcomes += [_outcome(day, f) for day, f in zip(to_score, futures, strict=True)]
     create_table_artifact(
         backfill.summarize(outcomes),
         key=f"backfill-{spec.name}",
