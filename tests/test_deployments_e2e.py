@@ -167,7 +167,7 @@ def test_schedules_and_trigger_are_deployed(stack, repo_root):
         assert nightly.schedule.cron == "0 2 * * *"
         assert nightly.schedule.timezone == "Europe/Amsterdam"
         assert nightly.active
-        assert scoring.concurrency_limit == 1 or scoring.global_concurrency_limit.limit == 1
+        assert scoring.global_concurrency_limit.limit == 1
         assert scoring.concurrency_options.collision_strategy == "ENQUEUE"
         assert scoring.parameter_openapi_schema["properties"]["model"]["enum"] == ["churn"]
         assert scoring.parameter_openapi_schema["properties"]["run_date"]["anyOf"][0]["format"] == "date"
@@ -179,6 +179,7 @@ def test_schedules_and_trigger_are_deployed(stack, repo_root):
         [every_three_weeks] = retrain.schedules
         assert every_three_weeks.schedule.interval == dt.timedelta(days=21)
         assert every_three_weeks.schedule.anchor_date.date() == dt.date(2026, 1, 4)
+        assert retrain.global_concurrency_limit.limit == 1
         assert retrain.concurrency_options.collision_strategy == "CANCEL_NEW"
 
         automations = [a for a in client.read_automations() if "mlbatch.model.alert" in a.trigger.expect]
