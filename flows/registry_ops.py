@@ -7,6 +7,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import current_settings, run_id
 from mlbatch.errors import ParameterError
+from mlbatch.parameters import ModelName
 from mlbatch.registry import Registry
 from mlbatch.specs import get_spec
 
@@ -24,7 +25,7 @@ def _check_reason(reason: str) -> str:
 
 
 @flow(name="promote-model")
-def promote_model(model: str, version: int, reason: str) -> dict:
+def promote_model(model: ModelName, version: int, reason: str) -> dict:
     """Make a validated ``version`` the champion, recording who (run id), why and when."""
     reason = _check_reason(reason)
     registry = _registry(model)
@@ -40,7 +41,7 @@ def promote_model(model: str, version: int, reason: str) -> dict:
 
 
 @flow(name="rollback-model")
-def rollback_model(model: str, reason: str) -> dict:
+def rollback_model(model: ModelName, reason: str) -> dict:
     """Re-point the champion at the previous champion from the alias history."""
     reason = _check_reason(reason)
     registry = _registry(model)

@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import current_settings, logical_date, run_id
 from mlbatch import reports, retraining
 from mlbatch.errors import ConflictError, DataValidationError, ParameterError
+from mlbatch.parameters import ModelName
 from mlbatch.registry import Registry
 from mlbatch.specs import get_spec
 from tasks import retraining as t
@@ -17,7 +18,7 @@ from tasks import retraining as t
 
 @flow(name="retrain", log_prints=True)
 def retrain(
-    model: str = "churn",
+    model: ModelName = "churn",
     as_of: dt.date | None = None,
     window_days: int | None = None,
     promote: bool = True,

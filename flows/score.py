@@ -20,6 +20,7 @@ from flows.common import current_settings, logical_date, run_id
 from mlbatch import scoring
 from mlbatch.engines import SklearnEngine
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
+from mlbatch.parameters import ModelName
 from mlbatch.partitions import partition_files
 from mlbatch.registry import Registry
 from mlbatch.settings import Settings
@@ -69,7 +70,7 @@ def resolve_version(registry: Registry, version: int | None) -> int:
 
 @flow(name="score", log_prints=True)
 def score(
-    model: str = "churn", run_date: dt.date | None = None, version: int | None = None, overwrite: bool = False
+    model: ModelName = "churn", run_date: dt.date | None = None, version: int | None = None, overwrite: bool = False
 ) -> dict:
     """Score one date's partition with one model version and publish it all-or-nothing.
 

@@ -75,6 +75,19 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> Any:
     return score(model=args.model, run_date=args.date, version=args.version, overwrite=args.overwrite)
 
 
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> Any:
+    from flows.backfill import backfill_scoring
+
+    return backfill_scoring(
+        model=args.model,
+        start=args.start,
+        end=args.end,
+        overwrite=args.overwrite,
+        max_parallel=args.max_parallel,
+        version=args.version,
+    )
+
+
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> Any:
     from flows.registry_ops import promote_model
 
@@ -181,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, default=None, help="partition date (default: yesterday)")
     p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
     p.add_argument("--overwrite", action="store_true", help="replace an already published partition")
+
+    p = add("backfill", cmd_backfill, "score every date of a range (skipping published dates) a few at a time")
+    p.add_argument("model")
+    p.add_argument("--start", type=_date, required=True, help="first date (inclusive)")
+    p.add_argument("--end", type=_date, required=True, help="last date (inclusive)")
+    p.add_argument("--overwrite", action="store_true", help="re-score dates already published")
+    p.add_argument("--max-parallel", type=int, default=4, help="dates scored at the same time (default 4)")
+    p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
 
     p = add("promote", cmd_promote, "make a validated version the champion")
     p.add_argument("model")
