@@ -171,13 +171,13 @@ def test_compare_and_swap_fails_when_changed_or_vanished_since_read(storage: Sto
     assert not storage.exists("reg/alias.json")
 
 
-def _race(write: Callable[[bytes], None], round_: int) -> tuple[list[bytes], list[BaseException]]:
-    """Two threads released together by a barrier; returns the payloads that won and every error.
+def _race(write: Callable[[bytes], None], round_: int, writers: int) -> tuple[list[bytes], list[BaseException]]:
+    """``writers`` threads released together by a barrier; returns the payloads that won and every error.
 
     Payloads differ per round: both tokens are content hashes (SHA-256 on disk, the MD5 ETag on
     S3), so rewriting identical bytes would leave the token unchanged and let a stale CAS pass.
     """
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(writers)
     won: list[bytes] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -193,7 +193,7 @@ def _race(write: Callable[[bytes], None], round_: int) -> tuple[list[bytes], lis
             with lock:
                 won.append(payload)
 
-    threads = [threading.Thread(target=writer, args=(p,)) for p in (b"a%d" % round_, b"b%d" % round_)]
+    threads = [threading.Thread(target=writer, args=(b"r%d-w%d" % (round_, i),)) for i in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -201,24 +201,31 @@ def _race(write: Callable[[bytes], None], round_: int) -> tuple[list[bytes], lis
     return won, errors
 
 
-def test_two_concurrent_create_only_writers_exactly_one_wins(storage: Storage):
+# Two writers is the everyday case; eight widen the race window enough that a check-then-write
+# implementation is caught (measured: it double-won 2-3 of 8 rounds with eight, none with two).
+WRITERS = [2, 8]
+
+
+@pytest.mark.parametrize("writers", WRITERS)
+def test_concurrent_create_only_writers_exactly_one_wins(storage: Storage, writers: int):
     storage.exists("race/warm-up")  # build the client before the threads share it
     for round_ in range(ROUNDS):
         key = f"race/create/{round_}.json"
-        won, errors = _race(lambda data, key=key: storage.write_bytes(key, data, if_none_match=True), round_)
+        won, errors = _race(lambda data, key=key: storage.write_bytes(key, data, if_none_match=True), round_, writers)
         assert len(won) == 1, f"round {round_}: winners {won}, errors {errors}"
-        assert [type(e) for e in errors] == [ConflictError], f"round {round_}: {errors}"
+        assert [type(e) for e in errors] == [ConflictError] * (writers - 1), f"round {round_}: {errors}"
         assert storage.read_bytes(key) == won[0]
 
 
-def test_two_concurrent_cas_writers_from_the_same_token_exactly_one_wins(storage: Storage):
+@pytest.mark.parametrize("writers", WRITERS)
+def test_concurrent_cas_writers_from_the_same_token_exactly_one_wins(storage: Storage, writers: int):
     key = "race/alias.json"
     storage.write_bytes(key, b"start")
     for round_ in range(ROUNDS):
         _, token = storage.read_versioned(key)
-        won, errors = _race(lambda data, token=token: storage.write_bytes(key, data, if_match=token), round_)
+        won, errors = _race(lambda data, token=token: storage.write_bytes(key, data, if_match=token), round_, writers)
         assert len(won) == 1, f"round {round_}: winners {won}, errors {errors}"
-        assert [type(e) for e in errors] == [ConflictError], f"round {round_}: {errors}"
+        assert [type(e) for e in errors] == [ConflictError] * (writers - 1), f"round {round_}: {errors}"
         assert storage.read_bytes(key) == won[0]
 
 
