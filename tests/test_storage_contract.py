@@ -130,6 +130,22 @@ def test_write_parquet_and_read_a_hive_partition_with_pruned_columns(storage: St
     assert table.column("id").to_pylist() == [20, 21, 22, 23]
     assert set(table.column("dt").to_pylist()) == {"2026-01-02"}
 
+    # a partition the filter excludes is never opened: a corrupt file there does not matter
+    storage.write_bytes("raw/t/dt=2026-01-09/part-00000.parquet", b"not parquet at all")
+    pruned = storage.read_table(
+        [*keys, "raw/t/dt=2026-01-09/part-00000.parquet"],
+        columns=["id"],
+        filter=ds.field("dt") == "2026-01-03",
+        partition_base="raw/t",
+    )
+    assert pruned.column("id").to_pylist() == [30, 31, 32, 33]
+    with pytest.raises(pa.ArrowInvalid):  # ...while selecting it does open it
+        storage.read_table(
+            [*keys, "raw/t/dt=2026-01-09/part-00000.parquet"],
+            filter=ds.field("dt") == "2026-01-09",
+            partition_base="raw/t",
+        )
+
     plain = storage.read_table(keys[:1], columns=["x"], filter=ds.field("id") > 11)
     assert plain.column_names == ["x"]
     assert plain.column("x").to_pylist() == [1.0, 1.5]
