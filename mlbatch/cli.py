@@ -15,10 +15,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from mlbatch.errors import MlbatchError
-from mlbatch.partitions import parse_date
 from mlbatch.settings import Settings
 
 DEMO_START = dt.date(2026, 1, 1)
@@ -26,6 +25,8 @@ DEMO_DAYS = 75
 
 
 def _date(value: str) -> dt.date:
+    from mlbatch.partitions import parse_date  # lazily: --help and usage errors should not load pyarrow
+
     try:
         return parse_date(value)
     except MlbatchError as exc:
@@ -161,8 +162,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 # ---- parser --------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, like every other failure, so logs and cron mails stay greppable."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlbatch", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="mlbatch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", help="storage root (overrides MLBATCH_STORAGE_ROOT)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -191,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("score", cmd_score, "score one date's partition and publish it")
     p.add_argument("model")
-    p.add_argument("--date", type=_date, default=None, help="partition date (default: yesterday)")
+    p.add_argument(
+        "--date", "--run-date", dest="date", type=_date, default=None, help="partition date (default: yesterday)"
+    )
     p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
     p.add_argument("--overwrite", action="store_true", help="replace an already published partition")
 

@@ -31,10 +31,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlbatch.errors import ConfigError
+
+DEFAULT_ENV_FILE = ".env"
 
 
 class Settings(BaseSettings):
@@ -42,7 +46,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="MLBATCH_",
-        env_file=os.environ.get("MLBATCH_ENV_FILE", ".env"),
+        env_file=DEFAULT_ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
     )
@@ -68,6 +72,22 @@ class Settings(BaseSettings):
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")
 
+    def __init__(self, **values: Any) -> None:
+        """Read ``MLBATCH_ENV_FILE`` now, not at import, and turn a bad value into one ``ConfigError``.
+
+        An env file named explicitly must exist (a typo would otherwise silently fall back to the
+        defaults); the default ``.env`` is optional.
+        """
+        if "_env_file" not in values:
+            named = os.environ.get("MLBATCH_ENV_FILE")
+            if named and not Path(named).is_file():
+                raise ConfigError(f"MLBATCH_ENV_FILE={named!r}: no such file; expected a dotenv file")
+            values["_env_file"] = named or DEFAULT_ENV_FILE
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
     def as_env(self) -> dict[str, str]:
         """These settings as ``MLBATCH_*`` variables, for a child process (gate (c), workers)."""
         env = {}
@@ -91,3 +111,13 @@ class Settings(BaseSettings):
         from mlbatch.storage import open_storage
 
         return open_storage(self.storage_root, self)
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad setting, named as the variable a person sets, with the value and what was expected."""
+    problems = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        shown = "" if name == "card_hmac_key" else f"={err.get('input')!r}"
+        problems.append(f"MLBATCH_{name.upper()}{shown}: {err['msg']}")
+    return "invalid settings: " + "; ".join(problems)

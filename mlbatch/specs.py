@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 import re
 from pathlib import Path
@@ -61,6 +62,20 @@ class EstimatorSpec(_Strict):
     def _importable(cls, value: str) -> str:
         resolve_class(value)
         return value
+
+    @model_validator(mode="after")
+    def _known_params(self) -> EstimatorSpec:
+        # a misspelt parameter would otherwise fail (or be ignored) in the middle of the nightly retrain
+        signature = inspect.signature(resolve_class(self.class_path))
+        accepted = {n for n, p in signature.parameters.items() if p.kind is not p.VAR_KEYWORD}
+        if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            return self
+        unknown = sorted(set(self.params) - accepted)
+        if unknown:
+            raise ValueError(
+                f"params: {unknown} not accepted by {self.class_path}; expected some of {sorted(accepted)}"
+            )
+        return self
 
     def build(self) -> Any:
         return resolve_class(self.class_path)(**self.params)
@@ -217,16 +232,28 @@ def resolve_class(path: str) -> type:
     return obj
 
 
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the section at ``loc`` accepts, so an unknown-key message can say what was expected."""
+    model: Any = ModelSpec
+    for part in loc:
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return sorted(f.alias or n for n, f in model.model_fields.items())
+
+
 def _format_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<top>"
+        loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            allowed = _allowed_keys(err["loc"][:-1])
+            msg = "unknown key" + (f"; expected one of {', '.join(allowed)}" if allowed else "")
         elif err["type"] == "missing":
             msg = "required key is missing"
-        problems.append(f"{loc}: {msg}")
+        problems.append(f"{loc}: {msg}" if loc else msg)  # a whole-spec check names its keys itself
     return problems
 
 

@@ -12,7 +12,9 @@ from mlbatch.storage.local import LocalStorage
 if TYPE_CHECKING:
     from mlbatch.settings import Settings
 
-__all__ = ["LocalStorage", "ObjectInfo", "Storage", "check_key", "join", "open_storage"]
+SUPPORTED_ROOTS = "a local path, file:///abs/path or s3://bucket/prefix"
+
+__all__ = ["SUPPORTED_ROOTS", "LocalStorage", "ObjectInfo", "Storage", "check_key", "join", "open_storage"]
 
 
 def open_storage(root: str, settings: Settings | None = None) -> Storage:
@@ -27,6 +29,9 @@ def open_storage(root: str, settings: Settings | None = None) -> Storage:
     """
     parsed = urlparse(root)
     scheme = parsed.scheme.lower()
+    if scheme == "file" and parsed.netloc not in ("", "localhost"):
+        # file://data/lake parses "data" as a host and would silently open /lake
+        raise ConfigError(f"storage root {root!r} is not an absolute file URI: expected file:///abs/path")
     if scheme in ("", "file") or (len(scheme) == 1 and root[1:3] == ":\\"):
         path = unquote(parsed.path) if scheme == "file" else root
         if not path:
@@ -39,4 +44,4 @@ def open_storage(root: str, settings: Settings | None = None) -> Storage:
         from mlbatch.storage.s3 import S3Storage
 
         return S3Storage(parsed.netloc, parsed.path, settings or Settings())
-    raise ConfigError(f"unknown storage scheme {parsed.scheme!r} in {root!r}: expected a local path, file:// or s3://")
+    raise ConfigError(f"unknown storage scheme {parsed.scheme!r} in {root!r}: supported are {SUPPORTED_ROOTS}")

@@ -154,10 +154,21 @@ class Storage(ABC):
         columns: Sequence[str] | None = None,
         filter: ds.Expression | None = None,
         schema: pa.Schema | None = None,
+        partition_base: str | None = None,
     ) -> pa.Table:
-        """Read Parquet files as one table, only ``columns``, rows matching ``filter``."""
+        """Read Parquet files as one table, only ``columns``, rows matching ``filter``.
+
+        With ``partition_base`` (the key of a hive dataset's root), the ``key=value`` directories
+        between it and each file become string columns, so ``filter`` can select partitions and
+        files outside the selection are skipped without being read.
+        """
         dataset = ds.dataset(
-            [self.arrow_path(k) for k in keys], format="parquet", filesystem=self.arrow_fs, schema=schema
+            [self.arrow_path(k) for k in keys],
+            format="parquet",
+            filesystem=self.arrow_fs,
+            schema=schema,
+            partitioning="hive" if partition_base is not None else None,
+            partition_base_dir=self.arrow_path(partition_base) if partition_base is not None else None,
         )
         return dataset.to_table(columns=list(columns) if columns is not None else None, filter=filter)
 

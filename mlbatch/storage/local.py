@@ -50,9 +50,8 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         base = self._path(prefix) if prefix else self.root
-        if base.is_file():
-            stat = base.stat()
-            return [ObjectInfo(prefix, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}")]
+        if not base.is_dir():
+            return []  # a prefix is a directory, as on S3 (which lists below "prefix/")
         out: list[ObjectInfo] = []
         for dirpath, _dirnames, filenames in os.walk(base):
             for name in filenames:

@@ -78,7 +78,8 @@ class S3Storage(Storage):
 
     # ---- helpers -----------------------------------------------------------------------------
     def _key(self, key: str) -> str:
-        return join(self.prefix, check_key(key)) if key else self.prefix
+        # every object key is checked, the empty one too: it would name the prefix itself
+        return join(self.prefix, check_key(key))
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}" if key else self.root_uri

@@ -1,0 +1,207 @@
+"""The ``mlbatch`` console script, run as a user runs it: a subprocess with settings in its environment.
+
+One module fixture generates a small data set through the CLI and registers
+two versions with the core functions the retrain flow's tasks call (the
+flow itself is tested elsewhere; its ephemeral Prefect server would cost ~20 s
+of CPU here), so the registry commands read a registry laid out as the flow
+lays it out. Subcommands for ``--help`` are
+discovered from the parser at run time, so commands added later are covered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests_support import small_spec
+
+from mlbatch import gates, retraining
+from mlbatch.cli import build_parser
+from mlbatch.registry import VALIDATED, Registry, serialize_model
+from mlbatch.settings import Settings
+from mlbatch.specs import get_spec
+from mlbatch.training import load_window
+
+pytestmark = pytest.mark.slow
+
+MLBATCH = Path(sys.executable).with_name("mlbatch")
+START, DAYS = dt.date(2026, 1, 1), 31
+AS_OF = START + dt.timedelta(days=30)
+
+
+def _env(repo_root: Path, prefect_home: Path, settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBATCH_")}
+    env.update(settings.as_env())
+    env.update(
+        PYTHONPATH=str(repo_root),  # this checkout's code, not an installed copy
+        PREFECT_HOME=str(prefect_home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
+        **extra,
+    )
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(MLBATCH), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _train_and_register(settings: Settings, as_of: dt.date, *, promote: bool) -> int:
+    """One retrain through the core functions the flow's tasks call (no Prefect server: that costs ~20 s of CPU)."""
+    spec = get_spec(settings.models_dir, "churn")
+    registry = Registry(settings.storage(), spec.name)
+    data = load_window(settings.storage(), spec, as_of)
+    checks = retraining.validate_training_data(data, spec)
+    candidate = retraining.train_candidate(data, spec)
+    champion = retraining.evaluate_champion(registry, spec, candidate.holdout)
+    card = retraining.build_card(spec, data, candidate, champion, "test-cli", checks)
+    version = registry.register(serialize_model(candidate.pipeline), card)
+    verdicts = [
+        gates.absolute_floor(spec, candidate.metrics),
+        gates.versus_champion(spec, candidate.metrics, champion.metrics, champion.version),
+        gates.not_degenerate(candidate.scores),
+    ]
+    registry.record_verdict(version, verdicts, "test-cli")
+    if promote:
+        registry.promote(version, f"retrain as_of {as_of}", "test-cli")
+    return version
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory, repo_root: Path) -> dict:
+    """A lake with sample data written by ``mlbatch generate``, version 1 champion and version 2 validated."""
+    assert MLBATCH.is_file(), f"console script not installed at {MLBATCH}"
+    base = tmp_path_factory.mktemp("cli")
+    models = base / "models"
+    small_spec(
+        repo_root / "models" / "churn.yaml",
+        models / "churn.yaml",
+        window_days=28,
+        holdout_days=7,
+        min_rows=1000,
+        max_iter=30,
+        max_regression_abs=1.0,  # version 2 passes the gates whatever its holdout score
+    )
+    settings = Settings(_env_file=None, storage_root=str(base / "lake"), models_dir=models)
+    env = _env(repo_root, base / "prefect-home", settings)
+    cwd = base / "cwd"  # no stray .env
+    cwd.mkdir()
+
+    generated = _run(["generate", "--start", START.isoformat(), "--days", str(DAYS), "--rows-per-day", "300"], env, cwd)
+    assert generated.returncode == 0, generated.stderr
+    assert json.loads(generated.stdout)["files"] == DAYS
+
+    assert _train_and_register(settings, AS_OF, promote=True) == 1
+    assert _train_and_register(settings, AS_OF + dt.timedelta(days=1), promote=False) == 2
+    return {"env": env, "cwd": cwd, "settings": settings, "base": base}
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(actions) == 1
+    return sorted(actions[0].choices)
+
+
+def test_help_of_the_command_and_of_every_subcommand_exits_zero(tmp_path: Path, repo_root: Path):
+    subcommands = _subcommands()
+    assert {"generate", "retrain", "score", "versions", "card", "history"} <= set(subcommands)
+    env = _env(repo_root, tmp_path / "prefect-home", Settings(_env_file=None))
+    calls = [["--help"], *[[sub, "--help"] for sub in subcommands]]
+    procs = [
+        subprocess.Popen([str(MLBATCH), *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for args in calls
+    ]
+    for args, proc in zip(calls, procs, strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (args, err.decode())
+        usage = "usage: mlbatch" + (f" {args[0]}" if args[0] != "--help" else "")
+        assert out.decode().startswith(usage), (args, out.decode()[:200])
+
+
+def _assert_one_line_failure(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert proc.stdout == ""
+
+
+FAILURES = [
+    (["score", "churn", "--run-date", "2026-13-01"], 2, ["'2026-13-01' is not a valid date", "YYYY-MM-DD"]),
+    (["score", "churn", "--date", "yesterday"], 2, ["'yesterday' is not a valid date"]),
+    (["frobnicate"], 2, ["invalid choice: 'frobnicate'"]),
+    (["card"], 2, ["required: model"]),
+    (["versions", "attrition"], 1, ["unknown model 'attrition'", "known models: churn"]),
+    (["card", "churn", "--version", "99"], 1, ["model 'churn' has no version 99", "card.json"]),
+    (["--root", "gs://x", "versions", "churn"], 1, ["'gs://x'", "file:///abs/path", "s3://bucket/prefix"]),
+    (["--root", "ftp://host/lake", "history", "churn"], 1, ["'ftp://host/lake'", "s3://bucket/prefix"]),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "fragments"), FAILURES, ids=[" ".join(f[0]) for f in FAILURES])
+def test_a_failure_exits_non_zero_with_one_line_on_stderr(cli: dict, args: list[str], code: int, fragments):
+    _assert_one_line_failure(_run(args, cli["env"], cli["cwd"]), code, *fragments)
+
+
+def test_a_bad_setting_fails_with_one_line(cli: dict):
+    env = {**cli["env"], "MLBATCH_S3_SSE": "foo"}
+    _assert_one_line_failure(_run(["versions", "churn"], env, cli["cwd"]), 1, "MLBATCH_S3_SSE='foo'", "'AES256'")
+
+
+def test_card_without_a_champion_says_to_pass_a_version(cli: dict):
+    empty = cli["base"] / "empty-lake"
+    proc = _run(["--root", str(empty), "card", "churn"], cli["env"], cli["cwd"])
+    _assert_one_line_failure(proc, 1, "model 'churn' has no champion; pass --version")
+
+
+def test_versions_lists_every_version_with_status_metric_and_champion(cli: dict):
+    proc = _run(["versions", "churn"], cli["env"], cli["cwd"])
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.strip().splitlines()
+    assert header.split()[:3] == ["version", "status", "roc_auc"]
+    registry = Registry(cli["settings"].storage(), "churn")
+    assert len(rows) == 2
+    for row, version in zip(rows, (1, 2), strict=True):
+        cells = row.split()
+        assert cells[:2] == [str(version), VALIDATED]
+        assert float(cells[2]) == pytest.approx(registry.card(version)["metrics"]["candidate"]["roc_auc"], abs=5e-5)
+        assert (cells[3] == "*") == (version == 1), row  # only the champion is starred
+
+
+def test_card_shows_the_champion_and_its_verdict(cli: dict):
+    proc = _run(["card", "churn"], cli["env"], cli["cwd"])
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    registry = Registry(cli["settings"].storage(), "churn")
+    stored = registry.card(1)
+    assert shown["card"]["version"] == 1
+    assert shown["card"]["files"] == stored["files"]
+    assert shown["card"]["metrics"] == stored["metrics"]
+    assert "profile" not in shown["card"]
+    assert shown["verdict"]["status"] == VALIDATED
+    assert all(g["passed"] for g in shown["verdict"]["gates"])
+
+    full = json.loads(_run(["card", "churn", "--version", "2", "--full"], cli["env"], cli["cwd"]).stdout)
+    assert full["card"] == registry.card(2)  # --full is the card as stored, profile included
+    assert full["card"]["metrics"]["champion_version"] == 1
+
+
+def test_history_shows_the_promotion(cli: dict):
+    proc = _run(["history", "churn"], cli["env"], cli["cwd"])
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["champion"] == 1
+    assert [e["to_version"] for e in shown["history"]] == [1]
+    assert shown["history"] == Registry(cli["settings"].storage(), "churn").history()
