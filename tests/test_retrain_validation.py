@@ -13,6 +13,8 @@ from collections.abc import Callable
 import pyarrow as pa
 import pytest
 import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from tests_support import small_retrain_lake, small_spec
 
 from flows.retrain import retrain
@@ -97,11 +99,21 @@ def test_bad_training_data_stops_the_run_and_registers_nothing(case, flow_settin
     corrupt, expected = CASES[case]
     corrupt(storage, models)
 
-    with pytest.raises(DataValidationError) as info:
-        retrain(model="churn", as_of=AS_OF)
+    state = retrain(model="churn", as_of=AS_OF, return_state=True)
 
-    message = str(info.value)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, DataValidationError), error
+    message = str(error)
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in {message!r}"
-    assert len(info.value.failures) == 1, info.value.failures  # only the broken check, nothing collateral
+    assert len(error.failures) == 1, error.failures  # only the broken check, nothing collateral
     assert storage.list(REGISTRY_PREFIX) == []
+    # bad data is not retried: each task that ran, ran once, and nothing after validation ran at all
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    attempts = {run.name.rsplit("-", 1)[0]: run.run_count for run in runs}
+    assert set(attempts) <= {"load-training-window", "validate-training-data"}, attempts
+    assert set(attempts.values()) == {1}, attempts
