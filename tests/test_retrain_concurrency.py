@@ -73,6 +73,35 @@ def test_two_promotions_from_the_same_champion_exactly_one_lands(storage, round_
     assert [(e["from_version"], e["to_version"]) for e in history] == [(None, v1), (v1, winner)]
 
 
+def test_a_promotion_landing_between_read_and_write_is_never_overwritten(settings, storage, monkeypatch):
+    """The worst interleaving, made deterministic: a rival promotes right after this promotion reads the alias.
+
+    Storage is real; the hook only decides *when* the rival's real promotion (through its own storage client)
+    happens. Whatever this promotion read before the rival landed, its write must not overwrite the rival.
+    """
+    registry = Registry(storage, "churn")
+    v1, v2, v3 = _validated(registry, 3)
+    registry.promote(v1, "setup", "run-0")
+    rival = Registry(settings.storage(), "churn")
+    read_alias = storage.read_json_versioned
+    fired = []
+
+    def read_then_let_the_rival_land(key):
+        result = read_alias(key)
+        if key == registry.alias_key and not fired:
+            fired.append(rival.promote(v2, "rival", "run-rival", expected_champion=v1))
+        return result
+
+    monkeypatch.setattr(storage, "read_json_versioned", read_then_let_the_rival_land)
+
+    with pytest.raises(ConflictError):
+        registry.promote(v3, "late", "run-late", expected_champion=v1)
+
+    assert fired, "the rival never ran: the promotion did not read the alias"
+    assert rival.champion() == v2
+    assert [(e["from_version"], e["to_version"]) for e in rival.history()] == [(None, v1), (v1, v2)]
+
+
 def test_two_rollbacks_at_once_pop_one_champion(storage):
     registry = Registry(storage, "churn")
     v1, v2, v3 = _validated(registry, 3)
