@@ -90,12 +90,31 @@ def training_checks(frame: pd.DataFrame, spec: ModelSpec, as_of: dt.date, date_c
         results.append(CheckResult("target_variance", var > 0, f"target {spec.target!r}: variance {var:.6g}"))
     dup = int(frame.duplicated(subset=spec.id_columns).sum())
     results.append(CheckResult("unique_ids", dup == 0, f"id columns {spec.id_columns}: {dup} duplicated rows"))
-    late = frame[date_column][frame[date_column] >= pd.Timestamp(as_of)]
-    results.append(
-        CheckResult(
-            "no_future_partitions",
-            late.empty,
-            f"{late.nunique()} partitions dated on/after as_of {as_of}" if not late.empty else f"all before {as_of}",
-        )
-    )
+    results.append(_future_partitions(frame, spec, as_of, date_column))
     return results
+
+
+def _future_partitions(frame: pd.DataFrame, spec: ModelSpec, as_of: dt.date, date_column: str) -> CheckResult:
+    """Partitions dated on/after ``as_of``, by their directory date or, with ``timestamp_column``, by their rows.
+
+    The loader prunes by directory date, so the first half is a guard against a loader bug; the second catches
+    what pruning cannot: a partition filed under an earlier date holding rows from after ``as_of`` (a
+    mis-partitioned backfill), which would leak the future into training and the holdout.
+    """
+    cutoff = pd.Timestamp(as_of)
+    problems = []
+    by_dir = sorted({d.date().isoformat() for d in frame.loc[frame[date_column] >= cutoff, date_column]})
+    if by_dir:
+        problems.append(f"column {date_column!r}: partitions {by_dir} dated on/after as_of {as_of}")
+    if spec.timestamp_column:
+        stamps = pd.to_datetime(frame[spec.timestamp_column])
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        late = stamps >= cutoff
+        if late.any():
+            dirs = sorted({d.date().isoformat() for d in frame.loc[late, date_column]})
+            problems.append(
+                f"column {spec.timestamp_column!r}: partitions {dirs} hold {int(late.sum())} rows dated up to "
+                f"{stamps[late].max()}, on/after as_of {as_of}"
+            )
+    return CheckResult("no_future_partitions", not problems, "; ".join(problems) or f"all before {as_of}")

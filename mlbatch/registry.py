@@ -227,8 +227,20 @@ class Registry:
                     f"version {version} of {self.model} is {status}, only validated versions can be champion"
                 )
 
-    def _move(self, to_version: int, action: str, reason: str, run_id: str | None) -> dict[str, Any]:
+    def _move(
+        self, to_version: int, action: str, reason: str, run_id: str | None, expected: int | str | None = "any"
+    ) -> dict[str, Any]:
+        """Append one history entry and re-point the alias, in one compare-and-swap write.
+
+        ``expected`` is checked against the same read whose token guards the write: checking it on an
+        earlier read would let a promotion that landed in between be silently overwritten.
+        """
         doc, token = self._alias()
+        if expected != "any" and doc["version"] != expected:
+            raise ConflictError(
+                self.storage.uri(self.alias_key),
+                f"champion is {doc['version']}, expected {expected}: another promotion landed first",
+            )
         entry = {
             "action": action,
             "from_version": doc["version"],
@@ -259,19 +271,12 @@ class Registry:
             RegistryError: the version is not validated.
         """
         self.require_version(version, validated=True)
-        if expected_champion != "any":
-            current = self.champion()
-            if current != expected_champion:
-                raise ConflictError(
-                    self.storage.uri(self.alias_key),
-                    f"champion moved from {expected_champion} to {current} while this run evaluated",
-                )
-        return self._move(version, "promote", reason, run_id)
+        return self._move(version, "promote", reason, run_id, expected_champion)
 
-    def previous_champion(self) -> int | None:
+    def previous_champion(self, history: list[dict[str, Any]] | None = None) -> int | None:
         """The champion before the current one, replaying promotions and rollbacks as a stack."""
         stack: list[int] = []
-        for entry in self.history():
+        for entry in self.history() if history is None else history:
             if entry["action"] == "rollback":
                 if stack:
                     stack.pop()
@@ -281,11 +286,16 @@ class Registry:
 
     def rollback(self, reason: str, run_id: str | None = None) -> dict[str, Any]:
         """Re-point the champion at the previous one from the history."""
-        previous = self.previous_champion()
+        doc = self._alias()[0]
+        previous = self.previous_champion(doc["history"])
         if previous is None:
-            raise RegistryError(f"{self.model} has no previous champion to roll back to")
+            raise RegistryError(
+                f"{self.model} has no previous champion to roll back to "
+                f"(champion {doc['version']}, {len(doc['history'])} history entries)"
+            )
         self.require_version(previous, validated=True)
-        return self._move(previous, "rollback", reason, run_id)
+        # expected = the champion this rollback was computed from, so two racing rollbacks cannot both pop
+        return self._move(previous, "rollback", reason, run_id, doc["version"])
 
     # ---- listing ---------------------------------------------------------------------------------
     def summaries(self, primary_metric: str | None = None) -> list[VersionSummary]:

@@ -75,7 +75,7 @@ def load_window(storage: Storage, spec: ModelSpec, as_of: dt.date, window_days: 
             schema = storage.parquet_file(obj.key).schema_arrow
             found = schema_problems(schema, spec, storage.uri(obj.key), with_target=True)
             if found:
-                problems.extend(found)
+                problems.extend(f"schema: {problem}" for problem in found)
                 continue
             table = storage.read_table([obj.key], columns=spec.training_columns)
             table = table.append_column(DATE_COLUMN, pa.array([day] * table.num_rows, type=pa.date32()))

@@ -9,11 +9,30 @@ would hide a changed input.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-#: storage-touching task: three retries with backoff
-io_task = partial(task, retries=3, retry_delay_seconds=[2, 5, 15], cache_policy=NO_CACHE, persist_result=False)
+from mlbatch.errors import DataValidationError, IntegrityError, ParameterError, RegistryError, SpecError
+
+#: failures a retry cannot fix: the same data, parameters or artifact would fail the same way, 22 s later
+_PERMANENT = (DataValidationError, IntegrityError, ParameterError, RegistryError, SpecError)
+
+
+def _worth_retrying(_task: Any, _task_run: Any, state: Any) -> bool:
+    exc = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
+    return not isinstance(exc, _PERMANENT)
+
+
+#: storage-touching task: three retries with backoff, except for failures no retry can fix
+io_task = partial(
+    task,
+    retries=3,
+    retry_delay_seconds=[2, 5, 15],
+    retry_condition_fn=_worth_retrying,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 #: pure computation: no retries, a failure is a bug or bad data and retrying would repeat it
 compute_task = partial(task, cache_policy=NO_CACHE, persist_result=False)
