@@ -28,3 +28,31 @@ def small_spec(src: Path, dst: Path, **overrides: Any) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(yaml.safe_dump(spec, sort_keys=False))
     return dst
+
+
+def install_champion(settings: Any, *, start: Any, days: int = 20, rows_per_day: int = 300, promote: bool = True) -> int:
+    """Train on a small sample with the plain core (no flow) and register a validated version.
+
+    Scoring tests need a champion, not a training run: this takes about a second
+    where the retrain flow takes tens. Returns the version; it is promoted unless
+    ``promote=False`` (a validated version to pin).
+    """
+    import datetime as dt
+
+    from mlbatch.registry import Registry, serialize_model
+    from mlbatch.sampledata import SampleConfig, write_sample
+    from mlbatch.specs import get_spec
+    from mlbatch.training import fit, load_window
+
+    storage = settings.storage()
+    spec = get_spec(settings.models_dir, "churn")
+    as_of = start + dt.timedelta(days=days)
+    if not storage.exists(f"raw/churn/dt={start.isoformat()}/part-00000.parquet"):
+        write_sample(storage, SampleConfig(start=start, days=days, rows_per_day=rows_per_day))
+    pipeline = fit(spec, load_window(storage, spec, as_of, window_days=days).frame)
+    registry = Registry(storage, "churn", settings.hmac_key())
+    version = registry.register(serialize_model(pipeline), {"metrics": {"candidate": {}}})
+    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "setup")
+    if promote:
+        registry.promote(version, "test setup", "setup")
+    return version
