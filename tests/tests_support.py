@@ -30,7 +30,9 @@ def small_spec(src: Path, dst: Path, **overrides: Any) -> Path:
     return dst
 
 
-def install_champion(settings: Any, *, start: Any, days: int = 20, rows_per_day: int = 300, promote: bool = True) -> int:
+def install_champion(
+    settings: Any, *, start: Any, days: int = 20, rows_per_day: int = 300, promote: bool = True
+) -> int:
     """Train on a small sample with the plain core (no flow) and register a validated version.
 
     Scoring tests need a champion, not a training run: this takes about a second
