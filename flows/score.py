@@ -94,6 +94,11 @@ def score(
     this_run = run_id()
     started = dt.datetime.now(dt.UTC)
     scoring.acquire_lease(storage, spec.name, day, this_run)
+    if scoring.is_published(storage, spec.name, day) and not overwrite:
+        # a concurrent run published between our first check and the lease: skip rather than score for nothing
+        scoring.release_lease(storage, spec.name, day, this_run)
+        logger.info("skipping %s %s: published by a concurrent run at %s (overwrite=false)", spec.name, day, output)
+        return {"model": spec.name, "date": day.isoformat(), "status": "skipped", "output": output}
     try:
         removed = scoring.clean_stale_staging(storage, spec.name, day, this_run)
         if removed:
