@@ -103,7 +103,7 @@ def run_core(work: Path, engine: str) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from mlbatch import scoring
-    from mlbatch.engines import SklearnEngine
+    from mlbatch.engines import SklearnEngine, predict_threads
     from mlbatch.partitions import partition_files
     from mlbatch.registry import Registry
     from mlbatch.settings import Settings
@@ -116,7 +116,8 @@ def run_core(work: Path, engine: str) -> dict:
     version = registry.champion()
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
-    model = SklearnEngine(registry.load(version), spec)
+    threads = settings.predict_threads or predict_threads(settings.max_workers)
+    model = SklearnEngine(registry.load(version), spec, threads=threads)
     ctx = scoring.RunContext("churn", version, "bench-core", started, DAY)
     files = partition_files(storage, spec, DAY)
     with ThreadPoolExecutor(settings.max_workers) as pool:
@@ -211,11 +212,14 @@ def measure(work: Path, variant: str, engine: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     parent = psutil.Process(proc.pid)
-    peak = 0
+    peak = peak_without_server = 0
     while proc.poll() is None:
         try:
             tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            rss = {p.pid: p.memory_info().rss for p in tree if p.is_running()}
+            servers = {p.pid for p in tree if "uvicorn" in " ".join(p.cmdline())}
+            peak = max(peak, sum(rss.values()))
+            peak_without_server = max(peak_without_server, sum(v for k, v in rss.items() if k not in servers))
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.05)
@@ -223,22 +227,28 @@ def measure(work: Path, variant: str, engine: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} ({engine}) failed with exit {proc.returncode}:\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
-    return {**result, "variant": variant, "engine": engine, "peak_mb": peak / 2**20}
+    return {
+        **result,
+        "variant": variant,
+        "engine": engine,
+        "peak_mb": peak / 2**20,
+        "server_mb": (peak - peak_without_server) / 2**20,
+    }
 
 
 def table(results: list[dict]) -> str:
     floor = next((r for r in results if r["variant"] == "predict"), None)
     floor_rate = floor["rows"] / floor["seconds"] if floor else None
     lines = [
-        "| variant | engine | rows | seconds | rows/s | vs predict floor | peak RSS (MB) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| variant | engine | rows | seconds | rows/s | vs predict floor | peak RSS (MB) | of it Prefect server (MB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rate = r["rows"] / r["seconds"]
         ratio = f"{rate / floor_rate:.2f}" if floor_rate else "—"
         lines.append(
             f"| {r['variant']} | {r['engine']} | {r['rows']:,} | {r['seconds']:.1f} | {rate:,.0f} | {ratio} "
-            f"| {r['peak_mb']:,.0f} |"
+            f"| {r['peak_mb']:,.0f} | {r['server_mb']:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -250,7 +260,9 @@ def main() -> int:
     parser.add_argument("--engines", default="sklearn", help="comma-separated MLBATCH_ENGINE values for the flow")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--train-rows-per-day", type=int, default=2_000)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temporary directory)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep data here and reuse it next time (default: a temporary dir)"
+    )
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="sklearn", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -262,7 +274,10 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mlbatch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
-    prepare(work, args.rows, args.files, args.train_rows_per_day)
+    if (work / "model.joblib").exists():
+        print(f"reusing the data and champion under {work}", flush=True)
+    else:
+        prepare(work, args.rows, args.files, args.train_rows_per_day)
     print(
         f"prepared {args.rows:,} rows in {args.files} files and a champion under {work} "
         f"({time.perf_counter() - clock:.0f} s)",
