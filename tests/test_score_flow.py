@@ -245,7 +245,7 @@ def test_corrupt_file_is_quarantined_and_the_good_one_published(flow_settings):
 
 def test_pinned_version_scores_every_file_and_champion_is_resolved_once(local_flow_settings, monkeypatch):
     champion = install_champion(local_flow_settings, start=TRAIN_START)
-    pinned = install_champion(local_flow_settings, start=TRAIN_START, promote=False)
+    pinned = install_champion(local_flow_settings, start=TRAIN_START, promote=False, seed=7)
     assert pinned != champion
     _night(local_flow_settings)
     lookups: list[int | None] = []

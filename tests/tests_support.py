@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +31,41 @@ def small_spec(src: Path, dst: Path, **overrides: Any) -> Path:
     return dst
 
 
-def install_champion(
-    settings: Any, *, start: Any, days: int = 20, rows_per_day: int = 300, promote: bool = True
-) -> int:
-    """Train on a small sample with the plain core (no flow) and register a validated version.
-
-    Scoring tests need a champion, not a training run: this takes about a second
-    where the retrain flow takes tens. Returns the version; it is promoted unless
-    ``promote=False`` (a validated version to pin).
-    """
+@functools.lru_cache(maxsize=4)
+def _trained_artifact(models_dir: Path, start: Any, days: int, rows_per_day: int, seed: int) -> bytes:
+    """A fitted churn pipeline, trained once per session per set of arguments (training dominates set-up time)."""
     import datetime as dt
+    import tempfile
 
-    from mlbatch.registry import Registry, serialize_model
+    from mlbatch.registry import serialize_model
     from mlbatch.sampledata import SampleConfig, write_sample
     from mlbatch.specs import get_spec
+    from mlbatch.storage import open_storage
     from mlbatch.training import fit, load_window
 
-    storage = settings.storage()
-    spec = get_spec(settings.models_dir, "churn")
-    as_of = start + dt.timedelta(days=days)
-    if not storage.exists(f"raw/churn/dt={start.isoformat()}/part-00000.parquet"):
-        write_sample(storage, SampleConfig(start=start, days=days, rows_per_day=rows_per_day))
-    pipeline = fit(spec, load_window(storage, spec, as_of, window_days=days).frame)
-    registry = Registry(storage, "churn", settings.hmac_key())
-    version = registry.register(serialize_model(pipeline), {"metrics": {"candidate": {}}})
+    with tempfile.TemporaryDirectory(prefix="mlbatch-train-") as tmp:
+        storage = open_storage(tmp)
+        spec = get_spec(models_dir, "churn")
+        write_sample(storage, SampleConfig(start=start, days=days, rows_per_day=rows_per_day, seed=seed))
+        frame = load_window(storage, spec, start + dt.timedelta(days=days), window_days=days).frame
+        return serialize_model(fit(spec, frame))
+
+
+def install_champion(
+    settings: Any, *, start: Any, days: int = 20, rows_per_day: int = 300, promote: bool = True, seed: int = 42
+) -> int:
+    """Register a validated version of a small churn model in ``settings``' registry (promoted unless told not to).
+
+    Scoring tests need a champion, not a training run: the model is trained
+    once per session with the plain core and registered in each test's
+    storage, which takes milliseconds where the retrain flow takes tens of
+    seconds. A different ``seed`` gives a different model (to pin a version).
+    """
+    from mlbatch.registry import Registry
+
+    artifact = _trained_artifact(Path(settings.models_dir).resolve(), start, days, rows_per_day, seed)
+    registry = Registry(settings.storage(), "churn", settings.hmac_key())
+    version = registry.register(artifact, {"metrics": {"candidate": {}}})
     registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "setup")
     if promote:
         registry.promote(version, "test setup", "setup")
