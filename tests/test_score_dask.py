@@ -8,6 +8,7 @@ that nothing in a scoring task depends on the flow's process.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pandas as pd
 import pytest
@@ -31,7 +32,7 @@ def _stable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["scored_at", "run_id", "dt"]).sort_values("customer_id").reset_index(drop=True)
 
 
-def test_dask_runner_matches_the_default_runner(local_flow_settings, monkeypatch):
+def test_dask_runner_matches_the_default_runner(local_flow_settings, monkeypatch, caplog):
     storage = local_flow_settings.storage()
     install_champion(local_flow_settings, start=TRAIN_START)
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=ROWS, files_per_day=FILES))
@@ -41,7 +42,10 @@ def test_dask_runner_matches_the_default_runner(local_flow_settings, monkeypatch
     threads = score(model="churn", run_date=DAY)
     monkeypatch.setenv("MLBATCH_TASK_RUNNER", "dask")
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))  # workers report to this session's server
+    caplog.set_level(logging.INFO, logger="prefect.task_runner")
     on_dask = score(model="churn", run_date=DASK_DAY)
+
+    assert any("Creating a new Dask cluster" in r.getMessage() for r in caplog.records), "the run did not use Dask"
 
     assert threads["rows"] == on_dask["rows"] == ROWS
     pd.testing.assert_frame_equal(
