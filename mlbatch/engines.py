@@ -31,8 +31,10 @@ def predict_threads(concurrent_tasks: int, cores: int | None = None) -> int:
 
     Why: HistGradientBoosting predicts with OpenMP threads; two files scored at
     once with two threads each oversubscribe the cores, and OpenMP's barriers
-    then wait on descheduled threads. Cores divided among concurrent files
-    measured 3-7x faster than the default on a loaded 2-core machine.
+    then wait on descheduled threads. Measured on a loaded 2-core machine:
+    one file scored alone ran 3-7x faster with one thread than with the
+    default; two files at once on a quiet machine showed no difference beyond
+    run-to-run noise (bench/bench_score.py).
     """
     return max(1, (cores or os.cpu_count() or 1) // max(1, concurrent_tasks))
 
