@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import current_settings, logical_date, run_id
 from mlbatch import scoring
-from mlbatch.engines import SklearnEngine
+from mlbatch.engines import SklearnEngine, predict_threads
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
 from mlbatch.parameters import ModelName
 from mlbatch.partitions import partition_files
@@ -39,6 +39,13 @@ def task_runner(settings: Settings) -> Any:
             cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1, "dashboard_address": None}
         )
     return ThreadPoolTaskRunner(max_workers=settings.max_workers)
+
+
+def _predict_threads(settings: Settings) -> int:
+    """Each Dask worker scores one file at a time with one thread; threads share this machine's cores."""
+    if settings.predict_threads:
+        return settings.predict_threads
+    return 1 if settings.task_runner == "dask" else predict_threads(settings.max_workers)
 
 
 @flow(name="score-files")
@@ -95,12 +102,17 @@ def score(
     this_run = run_id()
     started = dt.datetime.now(dt.UTC)
     scoring.acquire_lease(storage, spec.name, day, this_run)
+    if scoring.is_published(storage, spec.name, day) and not overwrite:
+        # a concurrent run published between our first check and the lease: skip rather than score for nothing
+        scoring.release_lease(storage, spec.name, day, this_run)
+        logger.info("skipping %s %s: published by a concurrent run at %s (overwrite=false)", spec.name, day, output)
+        return {"model": spec.name, "date": day.isoformat(), "status": "skipped", "output": output}
     try:
         removed = scoring.clean_stale_staging(storage, spec.name, day, this_run)
         if removed:
             logger.info("removed %d staging files left by dead runs", removed)
         card = registry.card(chosen)
-        engine = SklearnEngine(registry.load(chosen), spec)
+        engine = SklearnEngine(registry.load(chosen), spec, threads=_predict_threads(settings))
         ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
         clock = time.perf_counter()
         results = score_files.with_options(task_runner=task_runner(settings))(

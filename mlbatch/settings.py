@@ -19,6 +19,7 @@ Environment variables read (all optional):
 - ``MLBATCH_TIMEZONE``: timezone of the schedules and of logical dates.
 - ``MLBATCH_TASK_RUNNER``: ``threads`` (default) or ``dask``; ``MLBATCH_DASK_ADDRESS`` an existing scheduler.
 - ``MLBATCH_MAX_WORKERS``: parallel scoring tasks for the thread runner.
+- ``MLBATCH_PREDICT_THREADS``: OpenMP threads per prediction; default cores / concurrent files (1 on Dask workers).
 - ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     task_runner: Literal["threads", "dask"] = Field(default="threads", description="Task runner for scoring.")
     dask_address: str | None = Field(default=None, description="Existing Dask scheduler; None starts a LocalCluster.")
     max_workers: int = Field(default=2, ge=1, le=64, description="Concurrent scoring tasks with the thread runner.")
+    predict_threads: int | None = Field(
+        default=None, ge=1, le=256, description="OpenMP threads per prediction; None: cores / concurrent files."
+    )
     engine: Literal["auto", "sklearn", "onnx"] = Field(default="auto", description="Scoring engine.")
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,64 @@ def small_retrain_lake(settings: Any, models_dir: Path, src_spec: Path, *, days:
     path = small_spec(src_spec, models_dir / "churn.yaml", **params)
     write_sample(settings.storage(), SampleConfig(start=dt.date(2026, 1, 1), days=days, rows_per_day=300))
     return path
+
+
+@functools.lru_cache(maxsize=4)
+def _trained_artifact(models_dir: Path, start: Any, days: int, rows_per_day: int, seed: int) -> bytes:
+    """A fitted churn pipeline, trained once per session per set of arguments (training dominates set-up time)."""
+    import datetime as dt
+    import tempfile
+
+    from mlbatch.registry import serialize_model
+    from mlbatch.sampledata import SampleConfig, write_sample
+    from mlbatch.specs import get_spec
+    from mlbatch.storage import open_storage
+    from mlbatch.training import fit, load_window
+
+    with tempfile.TemporaryDirectory(prefix="mlbatch-train-") as tmp:
+        storage = open_storage(tmp)
+        spec = get_spec(models_dir, "churn")
+        write_sample(storage, SampleConfig(start=start, days=days, rows_per_day=rows_per_day, seed=seed))
+        frame = load_window(storage, spec, start + dt.timedelta(days=days), window_days=days).frame
+        return serialize_model(fit(spec, frame))
+
+
+def install_champion(
+    settings: Any, *, start: Any, days: int = 20, rows_per_day: int = 300, promote: bool = True, seed: int = 42
+) -> int:
+    """Register a validated version of a small churn model in ``settings``' registry (promoted unless told not to).
+
+    Scoring tests need a champion, not a training run: the model is trained
+    once per session with the plain core and registered in each test's
+    storage, which takes milliseconds where the retrain flow takes tens of
+    seconds. A different ``seed`` gives a different model (to pin a version).
+    """
+    from mlbatch.registry import Registry
+
+    artifact = _trained_artifact(Path(settings.models_dir).resolve(), start, days, rows_per_day, seed)
+    registry = Registry(settings.storage(), "churn", settings.hmac_key())
+    version = registry.register(artifact, {"metrics": {"candidate": {}}})
+    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "setup")
+    if promote:
+        registry.promote(version, "test setup", "setup")
+    return version
+
+
+def flow_process_env(settings: Any, prefect_home: Path) -> dict[str, str]:
+    """Environment for a child process that runs a flow against this session's Prefect test server.
+
+    Call it inside ``prefect_harness``: pointing the child at the harness's API
+    spares it the 6-10 s start of its own temporary server.
+    """
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    return {
+        **os.environ,
+        **settings.as_env(),
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
