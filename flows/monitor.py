@@ -66,5 +66,6 @@ def monitor(model: str = "churn", start: dt.date | None = None, end: dt.date | N
         "alerts": reasons,
         "events": emitted,
         "report": report,
+        "run_id": this_run,
         "table": [settings.storage().uri(k) for k in keys],
     }

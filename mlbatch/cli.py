@@ -75,6 +75,12 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> Any:
     return score(model=args.model, run_date=args.date, version=args.version, overwrite=args.overwrite)
 
 
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> Any:
+    from flows.monitor import monitor
+
+    return monitor(model=args.model, start=args.start, end=args.end)
+
+
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> Any:
     from flows.registry_ops import promote_model
 
@@ -181,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, default=None, help="partition date (default: yesterday)")
     p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
     p.add_argument("--overwrite", action="store_true", help="replace an already published partition")
+
+    p = add("monitor", cmd_monitor, "drift, realized performance and staleness of scored dates; report and alert")
+    p.add_argument("--model", default="churn")
+    p.add_argument("--start", type=_date, default=None, help="first date (default: --end)")
+    p.add_argument("--end", type=_date, default=None, help="last date (default: yesterday)")
 
     p = add("promote", cmd_promote, "make a validated version the champion")
     p.add_argument("model")

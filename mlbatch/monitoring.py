@@ -10,6 +10,7 @@ champion's card.
 Results go to one Parquet table analysts can query, one partition per date::
 
     monitoring/<model>/dt=2026-03-01/part-00000.parquet   one row per date x feature x metric
+    monitoring/<model>/_reports/<model>-<start>_<end>.html  the report of one run
 
 Re-monitoring a date rewrites its partition as a whole (the same key, written
 in one step), so a run is idempotent and a later run that finds labels simply
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MONITORING_PREFIX = "monitoring"
 PART = "part-00000.parquet"
+#: ``_``-prefixed so that hive readers of the table (pyarrow, DuckDB, Spark) skip the HTML reports
+REPORTS = "_reports"
 #: pseudo-features for the rows that are not about one input column
 SCORE, DATASET, REALIZED, MODEL = "_score", "_dataset", "_realized", "_model"
 
@@ -97,7 +100,7 @@ def table_key(model: str, day: dt.date) -> str:
 
 
 def report_key(model: str, start: dt.date, end: dt.date) -> str:
-    return join(table_dir(model), "reports", f"{model}-{start.isoformat()}_{end.isoformat()}.html")
+    return join(table_dir(model), REPORTS, f"{model}-{start.isoformat()}_{end.isoformat()}.html")
 
 
 # ---- drift ---------------------------------------------------------------------------------------------
@@ -112,7 +115,10 @@ def drift_rows(
         if feature not in features:
             continue
         value = psi_of(feature_distribution(features[feature], stats, feature))
-        rows.append(Row(day, version, feature, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert)))
+        if feature in m.unjudged_features:
+            rows.append(Row(day, version, feature, "psi", value, math.nan, INFO))
+        else:
+            rows.append(Row(day, version, feature, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert)))
     judged = [r for r in rows if r.verdict != INFO]
     if judged:
         share = sum(r.verdict == ALERT for r in judged) / len(judged)
@@ -271,8 +277,9 @@ def read_history(storage: Storage, model: str, start: dt.date, end: dt.date) -> 
     keys = [k for k in keys if storage.exists(k)]
     if not keys:
         return pd.DataFrame(columns=TABLE_SCHEMA.names)
-    dataset = ds.dataset([storage.arrow_path(k) for k in keys], format="parquet", filesystem=storage.arrow_fs)
-    return dataset.to_table(schema=TABLE_SCHEMA).to_pandas()
+    paths = [storage.arrow_path(k) for k in keys]
+    dataset = ds.dataset(paths, format="parquet", filesystem=storage.arrow_fs, schema=TABLE_SCHEMA)
+    return dataset.to_table().to_pandas()
 
 
 def alert_reasons(rows: list[Row]) -> list[str]:
