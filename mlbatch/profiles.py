@@ -47,6 +47,18 @@ def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str
     return profile
 
 
+def category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
+    """Rows per category (keys as the profile stores them, ``str``) and the null count, in one hashing pass."""
+    counts: dict[str, int] = {}
+    nulls = 0
+    for key, n in values.value_counts(dropna=False, sort=False).items():
+        if pd.isna(key):
+            nulls += int(n)
+        else:
+            counts[str(key)] = counts.get(str(key), 0) + int(n)
+    return counts, nulls
+
+
 class ProfileAccumulator:
     """Counts of scored rows per reference bin and category, gathered while scoring streams the data.
 
@@ -68,23 +80,32 @@ class ProfileAccumulator:
             col: {} for col, p in self.features.items() if p["kind"] == "categorical"
         }
         self.score = np.zeros(len(self.score_edges) + 1, dtype=np.int64)
+        self._edges = {col: np.asarray(self.features[col]["edges"], dtype=float) for col in self.numeric}
 
-    def update(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
+    def update(self, frame: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, int]]:
+        """Add one batch; returns the batch's category counts so the caller can reuse them (unseen counts).
+
+        One hashing pass per categorical column (``value_counts(dropna=False)``
+        gives nulls and categories together) and one ``searchsorted`` per
+        numeric column keep this a few percent of the prediction time.
+        """
         self.rows += len(frame)
         for col, counts in self.numeric.items():
             x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             finite = np.isfinite(x)
-            self.nulls[col] += int((~finite).sum())
-            edges = np.asarray(self.features[col]["edges"], dtype=float)
+            self.nulls[col] += int(x.size - np.count_nonzero(finite))
+            edges = self._edges[col]
             counts += np.bincount(np.searchsorted(edges, x[finite], side="right"), minlength=len(counts))
+        batch: dict[str, dict[str, int]] = {}
         for col, counts in self.categorical.items():
-            values = frame[col]
-            self.nulls[col] += int(values.isna().sum())
-            for key, n in values.dropna().astype(str).value_counts().items():
-                counts[key] = counts.get(key, 0) + int(n)
+            batch[col], nulls = category_counts(frame[col])
+            self.nulls[col] += nulls
+            for key, n in batch[col].items():
+                counts[key] = counts.get(key, 0) + n
         s = np.asarray(scores, dtype=float)
         s = s[np.isfinite(s)]
         self.score += np.bincount(np.searchsorted(self.score_edges, s, side="right"), minlength=len(self.score))
+        return batch
 
     def result(self) -> dict[str, Any]:
         return {
