@@ -37,7 +37,7 @@ from mlbatch.drift import (
     verdict,
 )
 from mlbatch.monitoring import DATASET, REALIZED, SCORE, table_dir, table_key
-from mlbatch.profiles import ProfileAccumulator, categorical_profile, numeric_profile
+from mlbatch.profiles import ProfileAccumulator, bin_counts, categorical_profile, numeric_profile
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import SampleConfig, write_sample
 from mlbatch.scoring import read_predictions
@@ -71,6 +71,17 @@ def test_values_beyond_the_reference_range_land_in_the_overflow_bins():
     assert counts[0] == 1 and counts[-1] == 1 and sum(counts) == 2
     assert dist.labels[-1] == NULL and dist.actual[-1] == 1
     assert dist.labels[0].startswith("<") and dist.labels[-2].startswith(">=")
+
+
+@pytest.mark.parametrize("edges", [[], [1.0], [0.0, 5.0, 10.0], [0.1, 0.2, 0.3, 0.5, 0.8, 1.3, 2.1, 3.4, 5.5]])
+def test_bin_counts_match_a_binary_search_per_row(edges):
+    rng = np.random.default_rng(len(edges))
+    x = np.concatenate([rng.random(5_000) * 12 - 1, [np.nan, np.inf, -np.inf], edges])  # values on the edges too
+    counts, nulls = bin_counts(np.asarray(edges, dtype=float), x)
+    finite = x[np.isfinite(x)]
+    expected = np.bincount(np.searchsorted(np.asarray(edges), finite, side="right"), minlength=len(edges) + 1)
+    assert counts.tolist() == expected.tolist()
+    assert nulls == 3
 
 
 def test_an_unseen_category_gets_its_own_bucket_and_finite_large_psi():
