@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from sklearn.metrics import roc_auc_score
 from tests_support import small_spec
@@ -36,7 +37,17 @@ from mlbatch.drift import (
     psi,
     verdict,
 )
-from mlbatch.monitoring import DATASET, REALIZED, SCORE, table_dir, table_key
+from mlbatch.monitoring import (
+    DATASET,
+    REALIZED,
+    SCORE,
+    alert_reasons,
+    drift_rows,
+    realized_rows,
+    staleness_row,
+    table_dir,
+    table_key,
+)
 from mlbatch.profiles import ProfileAccumulator, bin_counts, categorical_profile, numeric_profile
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import SampleConfig, write_sample
@@ -109,6 +120,53 @@ def test_verdict_thresholds(value, expected):
     assert verdict(value, 0.1, 0.2) == expected
 
 
+def _spec(churn_spec, **monitoring):
+    return churn_spec.model_copy(update={"monitoring": churn_spec.monitoring.model_copy(update=monitoring)})
+
+
+@pytest.mark.parametrize(
+    ("auc_drop", "expected"), [(0.0, OK), (0.02, OK), (0.03, WARN), (0.049, WARN), (0.051, ALERT), (-0.1, OK)]
+)
+def test_realized_performance_is_judged_against_the_holdout(churn_spec, auc_drop, expected):
+    spec = _spec(churn_spec, performance_tolerance=0.05)
+    rng = np.random.default_rng(7)
+    joined = pd.DataFrame({"churned": rng.integers(0, 2, 400), "score": rng.random(400)})
+    realized = roc_auc_score(joined["churned"], joined["score"])
+    rows = realized_rows(spec, dt.date(2026, 2, 1), 3, joined, holdout=realized + auc_drop)
+    primary = next(r for r in rows if r.metric == "roc_auc")
+    assert primary.value == pytest.approx(realized)
+    assert primary.threshold == pytest.approx(realized + auc_drop - 0.05)
+    assert primary.verdict == expected
+    assert {r.verdict for r in rows if r.metric != "roc_auc"} == {INFO}
+
+
+@pytest.mark.parametrize(("age_days", "expected"), [(0, OK), (42, OK), (42.5, ALERT), (400, ALERT)])
+def test_staleness_alerts_past_the_maximum_age(churn_spec, age_days, expected):
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    card = {"registered_at": (now - dt.timedelta(days=age_days)).isoformat()}
+    row = staleness_row(_spec(churn_spec, max_age_days=42), dt.date(2026, 5, 31), 4, card, now)
+    assert (row.value, row.threshold, row.verdict) == (pytest.approx(age_days), 42, expected)
+    assert alert_reasons([row]) == ([] if expected == OK else [f"2026-05-31: {row_reason(row)}"])
+
+
+def row_reason(row) -> str:
+    return f"champion v{row.model_version} is {row.value:.1f} days old (max {row.threshold:.0f})"
+
+
+def test_dataset_drift_needs_the_spec_share_of_alerting_features(churn_spec):
+    reference = {"features": {c: numeric_profile(np.arange(100.0)) for c in ("a", "b", "c", "d")}}
+    shifted, same = [0] * 9 + [100], [10] * 10  # ten decile bins: all rows in the top one vs spread evenly
+    stats = {"numeric": {"a": shifted, "b": shifted, "c": same, "d": same}, "nulls": {}, "score": []}
+    spec = churn_spec.model_copy(
+        update={"features": churn_spec.features.model_copy(update={"numeric": ["a", "b", "c", "d"], "categorical": []})}
+    )
+    for share, expected in ((0.5, ALERT), (0.6, WARN)):
+        rows = drift_rows(_spec(spec, drift_share=share), dt.date(2026, 2, 1), 1, stats, reference)
+        dataset = next(r for r in rows if r.feature == DATASET)
+        assert (dataset.value, dataset.verdict) == (0.5, expected)
+        assert {r.feature for r in rows if r.verdict == ALERT} >= {"a", "b"}
+
+
 # ---- the flows on sample data ----------------------------------------------------------------------------
 START = dt.date(2026, 1, 1)
 AS_OF = dt.date(2026, 1, 29)  # the champion trains on the 28 days before
@@ -132,6 +190,15 @@ def _events(name: str, model: str, run_id: str, deadline_s: float = 60.0) -> lis
                 return [e for e in mine if e.event == name]
             assert time.monotonic() < deadline, f"the monitored event of run {run_id} never reached the server"
             time.sleep(0.2)  # polling the events API for the asynchronous persister, not settling a race
+
+
+def _artifacts(flow_run_id: str) -> tuple:
+    """The monitor run's link and markdown artifacts, read back through the Prefect API."""
+    keys = ["monitoring-report-churn", "monitoring-churn"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    mine = {a.key: a for a in found if str(a.flow_run_id) == flow_run_id}
+    return mine[keys[0]], mine[keys[1]]
 
 
 def _train_champion(storage, spec) -> int:
@@ -235,6 +302,9 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     assert alerts[0].resource["mlbatch.model"] == "churn"
     assert "score drift" in alerts[0].payload["reason"]
     assert min(alerts[0].payload["dates"]) >= DRIFT_FROM.isoformat()
+    link, verdicts = _artifacts(result["run_id"])
+    assert link.data.endswith("(" + result["report"] + ")")  # Prefect stores a link artifact as [text](link)
+    assert all(day.isoformat() in verdicts.data for day in SCORED) and "score drift" in verdicts.data
 
     assert set(table[table["feature"] == DATASET]["verdict"]) <= {OK, WARN}  # 4-5 of 18 judged features < 50%
     if not on_local:
