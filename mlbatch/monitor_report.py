@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
-from mlbatch.drift import ALERT, WARN, Distribution
+from mlbatch.drift import ALERT, INFO, OK, WARN, Distribution
 from mlbatch.monitoring import DATASET, MODEL, REALIZED, SCORE, DayResult, read_history, report_key
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage
@@ -59,6 +60,9 @@ def _line_plot(frame: pd.DataFrame, title: str, ylabel: str, lines: dict[str, fl
             ax.scatter(dates[hit], frame["value"][hit], color=color, zorder=3)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
+    span = max((dates.max() - dates.min()).days, 1) if len(dates) else 1
+    ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, span // 10)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     if lines:
         ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
@@ -148,11 +152,12 @@ def _summary_table(history: pd.DataFrame) -> str:
     out = ["<table><tr><th>feature</th><th>max PSI</th><th>worst verdict</th><th>first alert</th></tr>"]
     for feature, rows in psi.groupby("feature", sort=False):
         alerts = rows[rows["verdict"] == ALERT]["date"]
-        worst = ALERT if not alerts.empty else WARN if (rows["verdict"] == WARN).any() else "ok"
+        judged = (rows["verdict"] != INFO).any()
+        worst = ALERT if not alerts.empty else WARN if (rows["verdict"] == WARN).any() else OK if judged else INFO
         first = str(alerts.min()) if not alerts.empty else "—"
         out.append(
             f"<tr><td>{html.escape(str(feature))}</td><td>{rows['value'].max():.3f}</td>"
-            f"<td class='{worst}'>{worst}</td><td>{first}</td></tr>"
+            f"<td class='{worst}'>{worst if judged else 'not judged'}</td><td>{first}</td></tr>"
         )
     return "\n".join([*out, "</table>"])
 
