@@ -122,9 +122,9 @@ class FileResult:
 
 
 def _known_categories(profile: dict[str, Any] | None, spec: ModelSpec) -> dict[str, set[str]]:
-    if not profile:
-        return {}
-    return {c: set(profile[c]["shares"]) for c in spec.features.categorical if c in profile}
+    """Categories seen in training per column; the card's profile nests them under ``features``."""
+    features = (profile or {}).get("features", {})
+    return {c: set(features[c]["shares"]) for c in spec.features.categorical if c in features}
 
 
 def score_file(

@@ -50,8 +50,8 @@ from mlbatch.monitoring import (
 )
 from mlbatch.profiles import ProfileAccumulator, bin_counts, categorical_profile, numeric_profile
 from mlbatch.registry import Registry, serialize_model
-from mlbatch.sampledata import SampleConfig, write_sample
-from mlbatch.scoring import read_predictions
+from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
+from mlbatch.scoring import read_manifest, read_predictions
 from mlbatch.specs import load_spec
 from mlbatch.training import load_window
 
@@ -276,6 +276,11 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     pre = score_psi[[d for d in score_psi.index if d < DRIFT_FROM]]
     post = score_psi[[d for d in score_psi.index if d >= DRIFT_FROM]]
     assert post.min() > pre.max()
+
+    # scoring's unseen-category count now reuses the accumulator's counts: still one per new category row
+    raw = storage.read_table([o.key for o in storage.list(f"raw/churn/dt={SCORED[-1].isoformat()}")]).to_pandas()
+    manifest = read_manifest(storage, "churn", SCORED[-1])
+    assert sum(f["unseen_categories"] for f in manifest["files"]) == (raw["plan"] == DRIFT_PLAN).sum() > 0
 
     # realized performance equals sklearn on the published predictions joined to the labels
     primary = table[(table["feature"] == REALIZED) & (table["metric"] == "roc_auc")].set_index("date")["value"]
