@@ -127,6 +127,8 @@ def score(
     create_markdown_artifact(
         _report(spec, day, chosen, manifest, rate, output), key=f"scoring-{spec.name}", description=f"{spec.name} {day}"
     )
+    if settings.monitor_after_scoring:
+        _monitor_published(spec.name, day)
     if errors:
         create_table_artifact(errors, key=f"scoring-errors-{spec.name}", description=f"{spec.name} {day} bad files")
         raise ScoringError(
@@ -143,6 +145,19 @@ def score(
         "files": len(manifest["files"]),
         "output": output,
     }
+
+
+def _monitor_published(model: str, day: dt.date) -> None:
+    """Monitor the date just published, as a subflow: it runs only after publication, never on half a partition.
+
+    A failed monitoring run is logged, not raised: the scores are already
+    published and valid, and monitoring can be re-run on its own for the date.
+    """
+    from flows.monitor import monitor
+
+    state = monitor(model=model, start=day, end=day, return_state=True)
+    if state.is_failed():
+        get_run_logger().warning("monitoring of %s %s failed (scores are published): %s", model, day, state.message)
 
 
 def _report(spec: ModelSpec, day: dt.date, version: int, manifest: dict, rate: float, output: str) -> str:

@@ -89,6 +89,12 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> Any:
     )
 
 
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> Any:
+    from flows.monitor import monitor
+
+    return monitor(model=args.model, start=args.start, end=args.end)
+
+
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> Any:
     from flows.registry_ops import promote_model
 
@@ -212,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="re-score dates already published")
     p.add_argument("--max-parallel", type=int, default=4, help="dates scored at the same time (default 4)")
     p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
+
+
+    p = add("monitor", cmd_monitor, "drift, realized performance and staleness of scored dates; report and alert")
+    p.add_argument("--model", default="churn")
+    p.add_argument("--start", type=_date, default=None, help="first date (default: --end)")
+    p.add_argument("--end", type=_date, default=None, help="last date (default: yesterday)")
 
     p = add("promote", cmd_promote, "make a validated version the champion")
     p.add_argument("model")

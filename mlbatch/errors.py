@@ -73,3 +73,7 @@ class RegistryError(MlbatchError):
 
 class ScoringError(MlbatchError):
     """Raised when a scoring run ends with files that could not be scored; the good files are still published."""
+
+
+class MonitoringError(MlbatchError, ValueError):
+    """Raised when stored results cannot be monitored (a card without the fields drift or staleness need)."""

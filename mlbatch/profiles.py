@@ -47,6 +47,38 @@ def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str
     return profile
 
 
+def bin_counts(edges: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows per bin ``[-inf, e0), [e0, e1), ..., [ek, inf)`` and the count of non-finite values (nulls).
+
+    Same bins as ``np.searchsorted(edges, x, side="right")``, but counted as
+    ``#(x >= e)`` per edge: a handful of vectorised comparisons is about twice
+    as fast as a binary search per row for ten edges, and nothing per row is
+    materialised.
+    """
+    finite = np.isfinite(values)
+    n = int(np.count_nonzero(finite))
+    x = values if n == values.size else values[finite]
+    at_least = np.array([np.count_nonzero(x >= e) for e in edges], dtype=np.int64)
+    counts = np.empty(len(edges) + 1, dtype=np.int64)
+    counts[0] = n - (at_least[0] if len(edges) else 0)
+    counts[1:-1] = at_least[:-1] - at_least[1:]
+    if len(edges):
+        counts[-1] = at_least[-1]
+    return counts, int(values.size - n)
+
+
+def category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
+    """Rows per category (keys as the profile stores them, ``str``) and the null count, in one hashing pass."""
+    counts: dict[str, int] = {}
+    nulls = 0
+    for key, n in values.value_counts(dropna=False, sort=False).items():
+        if pd.isna(key):
+            nulls += int(n)
+        else:
+            counts[str(key)] = counts.get(str(key), 0) + int(n)
+    return counts, nulls
+
+
 class ProfileAccumulator:
     """Counts of scored rows per reference bin and category, gathered while scoring streams the data.
 
@@ -68,23 +100,29 @@ class ProfileAccumulator:
             col: {} for col, p in self.features.items() if p["kind"] == "categorical"
         }
         self.score = np.zeros(len(self.score_edges) + 1, dtype=np.int64)
+        self._edges = {col: np.asarray(self.features[col]["edges"], dtype=float) for col in self.numeric}
 
-    def update(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
+    def update(self, frame: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, int]]:
+        """Add one batch; returns the batch's category counts so the caller can reuse them (unseen counts).
+
+        One hashing pass per categorical column (``value_counts(dropna=False)``
+        gives nulls and categories together) and one comparison per edge per
+        numeric column (``bin_counts``) keep this a few percent of the prediction time.
+        """
         self.rows += len(frame)
         for col, counts in self.numeric.items():
             x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            finite = np.isfinite(x)
-            self.nulls[col] += int((~finite).sum())
-            edges = np.asarray(self.features[col]["edges"], dtype=float)
-            counts += np.bincount(np.searchsorted(edges, x[finite], side="right"), minlength=len(counts))
+            binned, nulls = bin_counts(self._edges[col], x)
+            counts += binned
+            self.nulls[col] += nulls
+        batch: dict[str, dict[str, int]] = {}
         for col, counts in self.categorical.items():
-            values = frame[col]
-            self.nulls[col] += int(values.isna().sum())
-            for key, n in values.dropna().astype(str).value_counts().items():
-                counts[key] = counts.get(key, 0) + int(n)
-        s = np.asarray(scores, dtype=float)
-        s = s[np.isfinite(s)]
-        self.score += np.bincount(np.searchsorted(self.score_edges, s, side="right"), minlength=len(self.score))
+            batch[col], nulls = category_counts(frame[col])
+            self.nulls[col] += nulls
+            for key, n in batch[col].items():
+                counts[key] = counts.get(key, 0) + n
+        self.score += bin_counts(self.score_edges, np.asarray(scores, dtype=float))[0]
+        return batch
 
     def result(self) -> dict[str, Any]:
         return {

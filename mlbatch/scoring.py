@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from mlbatch.datachecks import schema_problems
 from mlbatch.engines import Engine
 from mlbatch.errors import ConflictError, DataValidationError, ObjectNotFoundError
-from mlbatch.profiles import ProfileAccumulator
+from mlbatch.profiles import ProfileAccumulator, category_counts
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import ObjectInfo, Storage, join
 from mlbatch.storage.base import PARQUET_WRITE_OPTIONS, ROW_GROUP_SIZE
@@ -122,9 +122,9 @@ class FileResult:
 
 
 def _known_categories(profile: dict[str, Any] | None, spec: ModelSpec) -> dict[str, set[str]]:
-    if not profile:
-        return {}
-    return {c: set(profile[c]["shares"]) for c in spec.features.categorical if c in profile}
+    """Categories seen in training per column; the card's profile nests them under ``features``."""
+    features = (profile or {}).get("features", {})
+    return {c: set(features[c]["shares"]) for c in spec.features.categorical if c in features}
 
 
 def score_file(
@@ -209,11 +209,10 @@ def _score_batch(
         prediction = pa.array(scores, type=pa.float64())
     feature_frame = frame[spec.features.all]
     result.missing_values += int(feature_frame.isna().to_numpy().sum())
+    batch_counts = stats.update(frame, scores) if stats is not None else {}
     for col, categories in known.items():
-        values = frame[col]
-        result.unseen_categories += int((values.notna() & ~values.astype(str).isin(categories)).sum())
-    if stats is not None:
-        stats.update(frame, scores)
+        counts = batch_counts[col] if col in batch_counts else category_counts(frame[col])[0]
+        result.unseen_categories += sum(n for key, n in counts.items() if key not in categories)
     columns: dict[str, pa.Array] = {}
     for f in schema:
         if f.name == "prediction":

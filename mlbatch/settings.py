@@ -23,6 +23,7 @@ Environment variables read (all optional):
 - ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
+- ``MLBATCH_MONITOR_AFTER_SCORING``: the score flow runs the monitor flow on its date once published.
 
 AWS credentials are never settings: boto3 and pyarrow take them from the
 standard AWS chain (environment, shared config, instance role).
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     engine: Literal["auto", "sklearn", "onnx"] = Field(default="auto", description="Scoring engine.")
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")
+    monitor_after_scoring: bool = Field(
+        default=False, description="Run the monitor flow as a subflow after the score flow publishes its date."
+    )
 
     def __init__(self, **values: Any) -> None:
         """Read ``MLBATCH_ENV_FILE`` now, not at import, and turn a bad value into one ``ConfigError``.

@@ -134,6 +134,10 @@ class MonitoringSpec(_Strict):
     max_age_days: int = Field(default=42, ge=1, description="Champion older than this is stale.")
     performance_tolerance: float = Field(default=0.05, ge=0, description="Allowed drop of the realized metric.")
     labels_path: str | None = Field(default=None, description="Separate labels dataset; default: the input itself.")
+    unjudged_features: list[str] = Field(
+        default_factory=list,
+        description="Features whose PSI is recorded but never judged (e.g. weekly seasonal against a mixed reference).",
+    )
 
 
 _METRICS = {
@@ -192,6 +196,14 @@ class ModelSpec(_Strict):
         unknown = set(self.validation.null_rate_overrides) - seen
         if unknown:
             raise ValueError(f"validation.null_rate_overrides: {sorted(unknown)} are not features")
+        unknown = set(self.monitoring.unjudged_features) - seen
+        if unknown:
+            raise ValueError(f"monitoring.unjudged_features: {sorted(unknown)} are not features")
+        if self.monitoring.psi_warn > self.monitoring.psi_alert:
+            raise ValueError(
+                f"monitoring.psi_warn ({self.monitoring.psi_warn}) must not exceed "
+                f"psi_alert ({self.monitoring.psi_alert})"
+            )
         return self
 
     # ---- derived ---------------------------------------------------------------------------------

@@ -1,0 +1,326 @@
+"""Monitoring: PSI units on hand-built distributions, then the real flows on sample data with drift injected.
+
+The flow tests train a champion with the retrain flow, score days before and
+after the generator's drift date with the score flow, and run the monitor
+flow over the range (local disk and moto's S3 server, under the Prefect test
+harness). The alert event is observed through Prefect's own events API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from sklearn.metrics import roc_auc_score
+from tests_support import small_spec
+
+from mlbatch import cli, retraining
+from mlbatch.drift import (
+    ALERT,
+    EPSILON,
+    INFO,
+    NULL,
+    OK,
+    UNSEEN,
+    WARN,
+    categorical_distribution,
+    numeric_distribution,
+    psi,
+    verdict,
+)
+from mlbatch.monitoring import (
+    DATASET,
+    REALIZED,
+    SCORE,
+    alert_reasons,
+    drift_rows,
+    realized_rows,
+    staleness_row,
+    table_dir,
+    table_key,
+)
+from mlbatch.profiles import ProfileAccumulator, bin_counts, categorical_profile, numeric_profile
+from mlbatch.registry import Registry, serialize_model
+from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
+from mlbatch.scoring import read_manifest, read_predictions
+from mlbatch.specs import load_spec
+from mlbatch.training import load_window
+
+# ---- pure units ----------------------------------------------------------------------------------------
+
+
+def test_psi_is_zero_for_identical_distributions_and_grows_with_the_shift():
+    rng = np.random.default_rng(0)
+    reference = numeric_profile(rng.normal(0, 1, 20_000))
+    values = []
+    for shift in (0.0, 0.25, 0.5, 1.0):
+        acc = ProfileAccumulator({"features": {"x": reference}})
+        acc.update(pd.DataFrame({"x": rng.normal(shift, 1, 20_000)}), np.array([]))
+        dist = numeric_distribution(reference, acc.result()["numeric"]["x"], acc.result()["nulls"]["x"])
+        values.append(psi(dist.expected, dist.actual))
+    assert psi(np.array([0.2, 0.3, 0.5]), np.array([2, 3, 5])) == pytest.approx(0.0, abs=1e-12)
+    assert values[0] < 0.01
+    assert values == sorted(values)
+    assert values[-1] > 0.2
+
+
+def test_values_beyond_the_reference_range_land_in_the_overflow_bins():
+    reference = numeric_profile(np.arange(1000.0))
+    acc = ProfileAccumulator({"features": {"x": reference}})
+    acc.update(pd.DataFrame({"x": [-1e9, 5e9, np.nan]}), np.array([]))
+    counts = acc.result()["numeric"]["x"]
+    dist = numeric_distribution(reference, counts, acc.result()["nulls"]["x"])
+    assert counts[0] == 1 and counts[-1] == 1 and sum(counts) == 2
+    assert dist.labels[-1] == NULL and dist.actual[-1] == 1
+    assert dist.labels[0].startswith("<") and dist.labels[-2].startswith(">=")
+
+
+@pytest.mark.parametrize("edges", [[], [1.0], [0.0, 5.0, 10.0], [0.1, 0.2, 0.3, 0.5, 0.8, 1.3, 2.1, 3.4, 5.5]])
+def test_bin_counts_match_a_binary_search_per_row(edges):
+    rng = np.random.default_rng(len(edges))
+    x = np.concatenate([rng.random(5_000) * 12 - 1, [np.nan, np.inf, -np.inf], edges])  # values on the edges too
+    counts, nulls = bin_counts(np.asarray(edges, dtype=float), x)
+    finite = x[np.isfinite(x)]
+    expected = np.bincount(np.searchsorted(np.asarray(edges), finite, side="right"), minlength=len(edges) + 1)
+    assert counts.tolist() == expected.tolist()
+    assert nulls == 3
+
+
+def test_an_unseen_category_gets_its_own_bucket_and_finite_large_psi():
+    reference = categorical_profile(pd.Series(["a"] * 600 + ["b"] * 400))
+    dist = categorical_distribution(reference, {"a": 450, "b": 300, "new": 250}, nulls=0)
+    assert dist.labels == ["a", "b", UNSEEN, NULL]
+    assert list(dist.actual) == [450, 300, 250, 0]
+    value = psi(dist.expected, dist.actual)
+    assert math.isfinite(value) and value > 0.2
+    # the epsilon only floors empty buckets: a larger epsilon makes the new category look smaller
+    assert psi(dist.expected, dist.actual, eps=10 * EPSILON) < value
+
+
+def test_psi_of_nothing_scored_is_nan_not_zero():
+    assert math.isnan(psi(np.array([0.5, 0.5]), np.array([0, 0])))
+    with pytest.raises(ValueError, match="same buckets"):
+        psi(np.array([0.5, 0.5]), np.array([1, 2, 3]))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.0, OK), (0.0999, OK), (0.1, WARN), (0.1999, WARN), (0.2, ALERT), (3.0, ALERT), (math.nan, INFO)],
+)
+def test_verdict_thresholds(value, expected):
+    assert verdict(value, 0.1, 0.2) == expected
+
+
+def _spec(churn_spec, **monitoring):
+    return churn_spec.model_copy(update={"monitoring": churn_spec.monitoring.model_copy(update=monitoring)})
+
+
+@pytest.mark.parametrize(
+    ("auc_drop", "expected"), [(0.0, OK), (0.02, OK), (0.03, WARN), (0.049, WARN), (0.051, ALERT), (-0.1, OK)]
+)
+def test_realized_performance_is_judged_against_the_holdout(churn_spec, auc_drop, expected):
+    spec = _spec(churn_spec, performance_tolerance=0.05)
+    rng = np.random.default_rng(7)
+    joined = pd.DataFrame({"churned": rng.integers(0, 2, 400), "score": rng.random(400)})
+    realized = roc_auc_score(joined["churned"], joined["score"])
+    rows = realized_rows(spec, dt.date(2026, 2, 1), 3, joined, holdout=realized + auc_drop)
+    primary = next(r for r in rows if r.metric == "roc_auc")
+    assert primary.value == pytest.approx(realized)
+    assert primary.threshold == pytest.approx(realized + auc_drop - 0.05)
+    assert primary.verdict == expected
+    assert {r.verdict for r in rows if r.metric != "roc_auc"} == {INFO}
+
+
+@pytest.mark.parametrize(("age_days", "expected"), [(0, OK), (42, OK), (42.5, ALERT), (400, ALERT)])
+def test_staleness_alerts_past_the_maximum_age(churn_spec, age_days, expected):
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    card = {"registered_at": (now - dt.timedelta(days=age_days)).isoformat()}
+    row = staleness_row(_spec(churn_spec, max_age_days=42), dt.date(2026, 5, 31), 4, card, now)
+    assert (row.value, row.threshold, row.verdict) == (pytest.approx(age_days), 42, expected)
+    assert alert_reasons([row]) == ([] if expected == OK else [f"2026-05-31: {row_reason(row)}"])
+
+
+def row_reason(row) -> str:
+    return f"champion v{row.model_version} is {row.value:.1f} days old (max {row.threshold:.0f})"
+
+
+def test_dataset_drift_needs_the_spec_share_of_alerting_features(churn_spec):
+    reference = {"features": {c: numeric_profile(np.arange(100.0)) for c in ("a", "b", "c", "d")}}
+    shifted, same = [0] * 9 + [100], [10] * 10  # ten decile bins: all rows in the top one vs spread evenly
+    stats = {"numeric": {"a": shifted, "b": shifted, "c": same, "d": same}, "nulls": {}, "score": []}
+    spec = churn_spec.model_copy(
+        update={"features": churn_spec.features.model_copy(update={"numeric": ["a", "b", "c", "d"], "categorical": []})}
+    )
+    for share, expected in ((0.5, ALERT), (0.6, WARN)):
+        rows = drift_rows(_spec(spec, drift_share=share), dt.date(2026, 2, 1), 1, stats, reference)
+        dataset = next(r for r in rows if r.feature == DATASET)
+        assert (dataset.value, dataset.verdict) == (0.5, expected)
+        assert {r.feature for r in rows if r.verdict == ALERT} >= {"a", "b"}
+
+
+# ---- the flows on sample data ----------------------------------------------------------------------------
+START = dt.date(2026, 1, 1)
+AS_OF = dt.date(2026, 1, 29)  # the champion trains on the 28 days before
+DRIFT_FROM = dt.date(2026, 2, 1)
+SCORED = [AS_OF + dt.timedelta(days=i) for i in range(1, 5)]  # Fri and Sat before the drift, Sun and Mon from it
+DRIFTED = {"monthly_charges", "days_since_last_login", "support_calls_30d", "plan"}  # what the generator shifts
+
+
+def _events(name: str, model: str, run_id: str, deadline_s: float = 60.0) -> list:
+    """Events of ``name`` for this monitor run, once the server has persisted the run's ``monitored`` event."""
+    resource = EventResourceFilter(id=[f"mlbatch.model.{model}"])
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + deadline_s
+        while True:
+            page = client.read_events(
+                EventFilter(event=EventNameFilter(name=[name, "mlbatch.model.monitored"]), resource=resource),
+                limit=50,
+            )
+            mine = [e for e in page.events if e.payload.get("run_id") == run_id]
+            if any(e.event == "mlbatch.model.monitored" for e in mine):
+                return [e for e in mine if e.event == name]
+            assert time.monotonic() < deadline, f"the monitored event of run {run_id} never reached the server"
+            time.sleep(0.2)  # polling the events API for the asynchronous persister, not settling a race
+
+
+def _artifacts(flow_run_id: str) -> tuple:
+    """The monitor run's link and markdown artifacts, read back through the Prefect API."""
+    keys = ["monitoring-report-churn", "monitoring-churn"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    mine = {a.key: a for a in found if str(a.flow_run_id) == flow_run_id}
+    return mine[keys[0]], mine[keys[1]]
+
+
+def _train_champion(storage, spec) -> int:
+    """The retrain flow's own steps without its fresh-process reload gate (tested elsewhere), to keep this fast."""
+    data = load_window(storage, spec, AS_OF)
+    candidate = retraining.train_candidate(data, spec)
+    registry = Registry(storage, spec.name)
+    champion = retraining.evaluate_champion(registry, spec, candidate.holdout)
+    card = retraining.build_card(spec, data, candidate, champion, "test", [])
+    version = registry.register(serialize_model(candidate.pipeline), card)
+    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "test")
+    registry.promote(version, "test setup")
+    return version
+
+
+def _labels(storage, day: dt.date) -> pd.DataFrame:
+    keys = [o.key for o in storage.list(f"raw/churn/dt={day.isoformat()}")]
+    return storage.read_table(keys, columns=["customer_id", "churned"]).to_pandas()
+
+
+def _read_table(storage) -> pd.DataFrame:
+    dataset = ds.dataset(
+        storage.arrow_path(table_dir("churn")), format="parquet", filesystem=storage.arrow_fs, partitioning="hive"
+    )
+    return dataset.to_table().to_pandas()
+
+
+def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_root, monkeypatch):
+    from flows.monitor import monitor
+    from flows.score import score
+
+    models = tmp_path / "models"
+    small_spec(
+        repo_root / "models" / "churn.yaml",
+        models / "churn.yaml",
+        window_days=28,
+        holdout_days=7,
+        min_rows=1000,
+        max_iter=30,
+    )
+    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
+    storage = flow_settings.storage()
+    write_sample(storage, SampleConfig(start=START, days=33, rows_per_day=800, drift_from=DRIFT_FROM))
+
+    version = _train_champion(storage, load_spec(models / "churn.yaml"))
+    # the flow paths below that do not depend on the storage back end run on local disk only, to keep this fast
+    on_local = "://" not in flow_settings.storage_root
+    for day in SCORED[:-1]:
+        assert score(model="churn", run_date=day)["status"] == "published"
+    # the nightly path: with MLBATCH_MONITOR_AFTER_SCORING the score flow monitors the date it just published
+    monkeypatch.setenv("MLBATCH_MONITOR_AFTER_SCORING", str(on_local).lower())
+    assert score(model="churn", run_date=SCORED[-1])["status"] == "published"
+    monkeypatch.delenv("MLBATCH_MONITOR_AFTER_SCORING")
+    written = {obj.key for obj in storage.list(table_dir("churn")) if obj.key.endswith(".parquet")}
+    assert written == ({table_key("churn", SCORED[-1])} if on_local else set())
+
+    result = monitor(model="churn", start=SCORED[0], end=SCORED[-1])
+    table = _read_table(storage)
+    assert len(table) and set(table["date"].astype(str)) == {d.isoformat() for d in SCORED}
+    assert set(table["model_version"]) == {version}
+
+    before = table[pd.to_datetime(table["date"]) < pd.Timestamp(DRIFT_FROM)]
+    after = table[pd.to_datetime(table["date"]) >= pd.Timestamp(DRIFT_FROM)]
+    # no alert of any kind before the drift date; every shifted feature alerts on every day from it
+    early_alerts = before[before["verdict"] == ALERT][["date", "feature", "metric", "value"]]
+    assert early_alerts.empty, early_alerts.to_string()
+    psi_after = after[after["metric"] == "psi"]
+    for day, rows in psi_after.groupby("date"):
+        alerting = set(rows[rows["verdict"] == ALERT]["feature"])
+        assert alerting >= DRIFTED, (day, alerting)
+    drifted_before = before[(before["metric"] == "psi") & before["feature"].isin(DRIFTED)]
+    assert (drifted_before["verdict"] == OK).all()
+
+    score_psi = table[(table["feature"] == SCORE)].set_index("date")["value"]
+    pre = score_psi[[d for d in score_psi.index if d < DRIFT_FROM]]
+    post = score_psi[[d for d in score_psi.index if d >= DRIFT_FROM]]
+    assert post.min() > pre.max()
+
+    # scoring's unseen-category count now reuses the accumulator's counts: still one per new category row
+    raw = storage.read_table([o.key for o in storage.list(f"raw/churn/dt={SCORED[-1].isoformat()}")]).to_pandas()
+    manifest = read_manifest(storage, "churn", SCORED[-1])
+    assert sum(f["unseen_categories"] for f in manifest["files"]) == (raw["plan"] == DRIFT_PLAN).sum() > 0
+
+    # realized performance equals sklearn on the published predictions joined to the labels
+    primary = table[(table["feature"] == REALIZED) & (table["metric"] == "roc_auc")].set_index("date")["value"]
+    assert set(primary.index) == set(SCORED)
+    for day in SCORED:
+        predictions = read_predictions(storage, "churn", day, day)
+        joined = predictions.merge(_labels(storage, day), on="customer_id")
+        assert len(joined) == 800
+        assert primary[day] == pytest.approx(roc_auc_score(joined["churned"], joined["score"]), rel=1e-12)
+
+    # the report: one plot per drifted feature (and none for the others), plus score and realized plots
+    report_key = result["report"].removeprefix(storage.root_uri + "/")
+    page = storage.read_bytes(report_key).decode()
+    plotted = re.findall(r'<img alt="PSI of [^"]+ over time" data-feature="([^"]+)"', page)
+    flagged = set(table[(table["metric"] == "psi") & table["verdict"].isin([WARN, ALERT])]["feature"]) - {SCORE}
+    assert sorted(plotted) == sorted(flagged) and set(plotted) >= DRIFTED
+    assert 'data-plot="score"' in page and 'data-plot="realized"' in page
+    assert page.count("data:image/png;base64,") == len(plotted) + 3
+
+    # the alert reached Prefect as an event naming the model and why
+    assert result["alerts"] and "mlbatch.model.alert" in result["events"]
+    alerts = _events("mlbatch.model.alert", "churn", result["run_id"])
+    assert len(alerts) == 1
+    assert alerts[0].resource["mlbatch.model"] == "churn"
+    assert "score drift" in alerts[0].payload["reason"]
+    assert min(alerts[0].payload["dates"]) >= DRIFT_FROM.isoformat()
+    link, verdicts = _artifacts(result["run_id"])
+    assert link.data.endswith("(" + result["report"] + ")")  # Prefect stores a link artifact as [text](link)
+    assert all(day.isoformat() in verdicts.data for day in SCORED) and "score drift" in verdicts.data
+
+    assert set(table[table["feature"] == DATASET]["verdict"]) <= {OK, WARN}  # 4-5 of 18 judged features < 50%
+    if not on_local:
+        return
+    # with MLBATCH_RETRAIN_ON_ALERT=false the same alerts emit no event; re-running replaces, never duplicates
+    monkeypatch.setenv("MLBATCH_RETRAIN_ON_ALERT", "false")
+    code = cli.main(["monitor", "--model", "churn", "--start", SCORED[0].isoformat(), "--end", SCORED[-1].isoformat()])
+    assert code == 0
+    again = _read_table(storage)
+    assert len(again) == len(table)
+    (quiet_run,) = set(again["run_id"])
+    assert quiet_run != result["run_id"]
+    assert (again["verdict"].to_numpy() == table["verdict"].to_numpy()).all()
+    assert _events("mlbatch.model.alert", "churn", quiet_run) == []
