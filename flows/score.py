@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import current_settings, logical_date, run_id
 from mlbatch import scoring
-from mlbatch.engines import SklearnEngine
+from mlbatch.engines import onnx_threads, select_engine
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
 from mlbatch.partitions import partition_files
 from mlbatch.registry import Registry
@@ -99,7 +99,10 @@ def score(
         if removed:
             logger.info("removed %d staging files left by dead runs", removed)
         card = registry.card(chosen)
-        engine = SklearnEngine(registry.load(chosen), spec)
+        engine = select_engine(registry, chosen, spec, settings.engine, threads=onnx_threads(settings, len(files)))
+        logger.info(
+            "%s v%d: scoring with the %s engine (setting engine=%s)", spec.name, chosen, engine.name, settings.engine
+        )
         ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
         clock = time.perf_counter()
         results = score_files.with_options(task_runner=task_runner(settings))(
