@@ -15,6 +15,7 @@ float32 for numerics (NaN = missing), string for categoricals (missing as
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,9 @@ def export_pipeline(pipeline: Any, spec: ModelSpec, sample: pd.DataFrame) -> Onn
         from skl2onnx import convert_sklearn
 
         options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if spec.task == "binary" else None
-        model = convert_sklearn(pipeline, initial_types=initial_types(spec), options=options)
+        with warnings.catch_warnings():  # skl2onnx's own protobuf deprecation notices, one per tree
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = convert_sklearn(pipeline, initial_types=initial_types(spec), options=options)
     except Exception as exc:  # every converter failure is recorded, see docstring
         reason = f"skl2onnx cannot convert {type(pipeline.steps[-1][1]).__name__}: {_first_line(exc)}"
         log.warning("%s: ONNX export unsupported: %s", spec.name, reason)

@@ -109,14 +109,20 @@ def test_example_spec_exports_passes_the_gate_and_both_engines_agree(flow_settin
     assert diff.max() < 5e-2
 
 
-def _registered(storage, spec, *, gate: bool = True) -> tuple[Registry, int]:
-    """A version registered with the plain core (no flow): pipeline, ONNX graph, card and verdict."""
+@pytest.fixture(scope="module")
+def fitted(churn_spec):
+    """The example spec's pipeline fitted once on a small frame, with its ONNX export."""
     frame = pd.concat(
         [generate_day(TRAIN_START + dt.timedelta(days=i), 200, seed=i).to_pandas() for i in range(8)],
         ignore_index=True,
     )
-    pipeline = fit(spec, frame)
-    export = export_pipeline(pipeline, spec, frame)
+    pipeline = fit(churn_spec, frame)
+    return pipeline, export_pipeline(pipeline, churn_spec, frame), frame
+
+
+def _registered(storage, spec, fitted, *, gate: bool = True) -> tuple[Registry, int]:
+    """A version registered with the plain core (no flow): pipeline, ONNX graph, card and verdict."""
+    pipeline, export, frame = fitted
     registry = Registry(storage, spec.name)
     card = {"onnx": export.card_section()}
     version = registry.register(serialize_model(pipeline), card, export.extra_files())
@@ -127,8 +133,8 @@ def _registered(storage, spec, *, gate: bool = True) -> tuple[Registry, int]:
     return registry, version
 
 
-def test_a_tampered_onnx_model_is_refused(storage, churn_spec):
-    registry, version = _registered(storage, churn_spec)
+def test_a_tampered_onnx_model_is_refused(storage, churn_spec, fitted):
+    registry, version = _registered(storage, churn_spec, fitted)
     assert select_engine(registry, version, churn_spec, "onnx").name == "onnx"
     key = join(registry.version_prefix(version), FILE_NAME)
     data = bytearray(storage.read_bytes(key))
@@ -141,8 +147,8 @@ def test_a_tampered_onnx_model_is_refused(storage, churn_spec):
         assert registry.card(version)["onnx"]["sha256"] in str(info.value)
 
 
-def test_engine_onnx_without_the_gate_is_refused_and_auto_uses_sklearn(local_settings, churn_spec):
-    registry, version = _registered(local_settings.storage(), churn_spec, gate=False)
+def test_engine_onnx_without_the_gate_is_refused_and_auto_uses_sklearn(local_settings, churn_spec, fitted):
+    registry, version = _registered(local_settings.storage(), churn_spec, fitted, gate=False)
     with pytest.raises(EngineError, match="equivalence gate was not run"):
         select_engine(registry, version, churn_spec, "onnx")
     assert select_engine(registry, version, churn_spec, "auto").name == "sklearn"
@@ -217,10 +223,8 @@ def test_only_required_gates_reject(local_settings, gates, status, warnings):
     assert len(verdict["reasons"]) == sum(1 for g in gates if not g["passed"] and g.get("required", True))
 
 
-def test_gate_fails_when_too_many_rows_differ(churn_spec):
-    frame = pd.concat([generate_day(TRAIN_START + dt.timedelta(days=i), 200, seed=i).to_pandas() for i in range(8)])
-    pipeline = fit(churn_spec, frame)
-    export = export_pipeline(pipeline, churn_spec, frame)
+def test_gate_fails_when_too_many_rows_differ(churn_spec, fitted):
+    pipeline, export, frame = fitted
     expected = SklearnEngine(pipeline, churn_spec).scores(frame)
     assert onnx_equivalence(churn_spec, export.card_section(), export.data, frame, expected)["passed"]
     shifted = expected.copy()
@@ -248,11 +252,10 @@ def test_arrow_features_match_the_training_input(churn_spec):
         assert got[col].tolist() == expected[col].tolist()
 
 
-def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec):
+def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):
     import pickle
 
-    frame = pd.concat([generate_day(TRAIN_START + dt.timedelta(days=i), 200, seed=i).to_pandas() for i in range(8)])
-    export = export_pipeline(fit(churn_spec, frame), churn_spec, frame)
+    _pipeline, export, frame = fitted
     engine = OnnxEngine(export.data, churn_spec, threads=1)
     before = engine.scores(frame)
     again = pickle.loads(pickle.dumps(engine))
