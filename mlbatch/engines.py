@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -93,44 +94,54 @@ class OnnxEngine:
 
     The session is created lazily and dropped when pickled, so the engine can
     be shipped to Dask workers as bytes; ``threads`` bounds ONNX Runtime's
-    intra-op pool so concurrent files do not oversubscribe the cores.
+    intra-op pool so concurrent files do not oversubscribe the cores, and idle
+    pool threads sleep instead of spinning unless ``spinning`` is set.
     """
 
     name = "onnx"
 
-    def __init__(self, model: bytes, spec: ModelSpec, threads: int | None = None) -> None:
+    def __init__(self, model: bytes, spec: ModelSpec, threads: int | None = None, *, spinning: bool = False) -> None:
         self.model = model
         self.spec = spec
         self.threads = threads or os.cpu_count() or 1
+        self.spinning = spinning
         self._session: Any = None
         self._output = ""
+        self._lock = threading.Lock()  # files scored in parallel threads share one session, created once
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_session": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_session", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _session=None, _lock=threading.Lock())
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        if self._session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._session = ort.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
-            self._output = self._pick_output()
+        with self._lock:
+            if self._session is None:
+                self._session, self._output = self._open()
         (result,) = self._session.run([self._output], feeds)
         if self.spec.task == "binary":
             return result[:, 1].astype(np.float64) if result.shape[1] > 1 else np.zeros(len(result))
         return np.asarray(result, dtype=np.float64).ravel()
 
-    def _pick_output(self) -> str:
-        names = [o.name for o in self._session.get_outputs()]
-        if self.spec.task == "binary":
-            if "probabilities" not in names:
-                raise EngineError(f"ONNX graph of {self.spec.name} has no 'probabilities' output; outputs: {names}")
-            return "probabilities"
-        return names[0]
+    def _open(self) -> tuple[Any, str]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle pool threads spin by default: on 2 cores shared with I/O threads and other jobs that burns the
+        # CPU the next batch needs (see bench/bench_engines.py)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        session = ort.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        if self.spec.task != "binary":
+            return session, names[0]
+        if "probabilities" not in names:
+            raise EngineError(f"ONNX graph of {self.spec.name} has no 'probabilities' output; outputs: {names}")
+        return session, "probabilities"
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         return self._run(frame_feeds(frame, self.spec))
