@@ -91,6 +91,9 @@ def score(
         logger.info("skipping %s %s: already published at %s (overwrite=false)", spec.name, day, output)
         return {"model": spec.name, "date": day.isoformat(), "status": "skipped", "output": output}
     files = partition_files(storage, spec, day)
+    # chosen (and checksum-verified) before the lease: engine=onnx without a validated graph writes nothing
+    engine = select_engine(registry, chosen, spec, settings.engine, threads=onnx_threads(settings, len(files)))
+    logger.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, chosen, engine.name, settings.engine)
     this_run = run_id()
     started = dt.datetime.now(dt.UTC)
     scoring.acquire_lease(storage, spec.name, day, this_run)
@@ -99,10 +102,6 @@ def score(
         if removed:
             logger.info("removed %d staging files left by dead runs", removed)
         card = registry.card(chosen)
-        engine = select_engine(registry, chosen, spec, settings.engine, threads=onnx_threads(settings, len(files)))
-        logger.info(
-            "%s v%d: scoring with the %s engine (setting engine=%s)", spec.name, chosen, engine.name, settings.engine
-        )
         ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
         clock = time.perf_counter()
         results = score_files.with_options(task_runner=task_runner(settings))(

@@ -181,8 +181,10 @@ def test_unconvertible_estimator_is_registered_with_the_reason_and_scored_with_s
     manifest = read_manifest(storage, "churn", DAY)
     assert manifest["engines"] == ["sklearn"] and manifest["rows_out"] == 500
     monkeypatch.setenv("MLBATCH_ENGINE", "onnx")
+    before = {(o.key, o.etag) for o in storage.list("")}
     with pytest.raises(EngineError, match=f"version {version} has no validated ONNX model.*NearestCentroid"):
         score(model="churn", run_date=DAY, overwrite=True)
+    assert {(o.key, o.etag) for o in storage.list("")} == before  # refused before the lease: nothing written
 
 
 def test_required_onnx_rejects_an_unconvertible_candidate(local_flow_settings, repo_root, tmp_path, monkeypatch):
