@@ -116,8 +116,11 @@ def fitted(churn_spec):
         [generate_day(TRAIN_START + dt.timedelta(days=i), 200, seed=i).to_pandas() for i in range(8)],
         ignore_index=True,
     )
-    pipeline = fit(churn_spec, frame)
-    return pipeline, export_pipeline(pipeline, churn_spec, frame), frame
+    spec = churn_spec.model_copy(
+        update={"estimator": churn_spec.estimator.model_copy(update={"params": {"max_iter": 30, "random_state": 0}})}
+    )
+    pipeline = fit(spec, frame)
+    return pipeline, export_pipeline(pipeline, spec, frame), frame
 
 
 def _registered(storage, spec, fitted, *, gate: bool = True) -> tuple[Registry, int]:
