@@ -52,8 +52,9 @@ def retrain(
         raise
     candidate = t.train_candidate(data, spec)
     champion = t.evaluate_champion(registry, spec, candidate)
-    card = retraining.build_card(spec, data, candidate, champion, this_run, checks)
-    version = t.register_candidate(registry, card, candidate)
+    onnx = t.export_onnx(spec, candidate)
+    card = retraining.build_card(spec, data, candidate, champion, this_run, checks, onnx)
+    version = t.register_candidate(registry, card, candidate, onnx.extra_files())
 
     verdicts = [
         t.gate_absolute_floor(spec, candidate),
@@ -61,6 +62,7 @@ def retrain(
         t.gate_reload(settings, spec, version, candidate),
         t.gate_not_degenerate(candidate),
         t.gate_throughput(spec, candidate),
+        t.gate_onnx_equivalence(registry, spec, version, candidate),
     ]
     verdict = t.record_verdict(registry, version, verdicts, this_run)
 
@@ -78,6 +80,8 @@ def retrain(
         except ConflictError as exc:
             note = f"validated but not promoted: {exc}"
             logger.warning(note)
+    for warning in verdict.get("warnings", []):
+        logger.warning("%s version %d: %s (not required, not rejected)", spec.name, version, warning)
     logger.info("%s version %d: %s", spec.name, version, note)
     create_markdown_artifact(
         reports.retrain_markdown(spec.name, version, verdict, promoted, card, note),

@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import current_settings, logical_date, run_id
 from mlbatch import scoring
-from mlbatch.engines import SklearnEngine, predict_threads
+from mlbatch.engines import predict_threads, select_engine
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
 from mlbatch.parameters import ModelName
 from mlbatch.partitions import partition_files
@@ -99,6 +99,9 @@ def score(
         logger.info("skipping %s %s: already published at %s (overwrite=false)", spec.name, day, output)
         return {"model": spec.name, "date": day.isoformat(), "status": "skipped", "output": output}
     files = partition_files(storage, spec, day)
+    # chosen (and checksum-verified) before the lease: engine=onnx without a validated graph writes nothing
+    engine = select_engine(registry, chosen, spec, settings.engine, threads=_predict_threads(settings))
+    logger.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, chosen, engine.name, settings.engine)
     this_run = run_id()
     started = dt.datetime.now(dt.UTC)
     scoring.acquire_lease(storage, spec.name, day, this_run)
@@ -112,7 +115,6 @@ def score(
         if removed:
             logger.info("removed %d staging files left by dead runs", removed)
         card = registry.card(chosen)
-        engine = SklearnEngine(registry.load(chosen), spec, threads=_predict_threads(settings))
         ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
         clock = time.perf_counter()
         results = score_files.with_options(task_runner=task_runner(settings))(

@@ -73,6 +73,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> Any:
 def cmd_score(args: argparse.Namespace, settings: Settings) -> Any:
     from flows.score import score
 
+    if args.engine:  # the flow reads its settings from the environment, like a deployed run on a worker
+        os.environ["MLBATCH_ENGINE"] = args.engine
     return score(model=args.model, run_date=args.date, version=args.version, overwrite=args.overwrite)
 
 
@@ -210,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
     p.add_argument("--overwrite", action="store_true", help="replace an already published partition")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "sklearn", "onnx"],
+        default=None,
+        help="scoring engine (default: MLBATCH_ENGINE, else auto = ONNX when the version passed its gate)",
+    )
 
     p = add("backfill", cmd_backfill, "score every date of a range (skipping published dates) a few at a time")
     p.add_argument("model")

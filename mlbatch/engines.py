@@ -2,20 +2,34 @@
 
 One small interface so the scoring loop does not care whether scikit-learn
 or ONNX Runtime computes the scores; the engine's name is recorded in the
-manifest so analysts can tell which one scored a file.
+manifest and in each output file's Parquet metadata, so analysts can tell
+which one scored a file. Engines take Arrow record batches directly: the
+features go from Arrow to NumPy once, without a pandas frame in between.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any, Protocol
+import threading
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
+from mlbatch.errors import EngineError
+from mlbatch.onnx_export import EXPORTED, FILE_NAME, frame_feeds
+from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec
-from mlbatch.training import predict_scores
+from mlbatch.training import MISSING_CATEGORY, predict_scores
+
+log = logging.getLogger(__name__)
+
+ONNX_GATE = "onnx_equivalence"
+EngineChoice = Literal["auto", "sklearn", "onnx"]
 
 
 class Engine(Protocol):
@@ -24,6 +38,35 @@ class Engine(Protocol):
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """Positive-class probability (binary) or prediction (regression) per row."""
         ...
+
+    def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Same as ``scores`` for an Arrow batch holding at least the feature columns."""
+        ...
+
+
+def arrow_features(batch: pa.RecordBatch | pa.Table, spec: ModelSpec, dtype: type = np.float64) -> dict[str, Any]:
+    """The feature columns as ``training.model_input`` builds them, straight from Arrow.
+
+    Numerics: ``dtype`` with nulls and ±inf as NaN. Categoricals: strings with
+    nulls as ``MISSING_CATEGORY``. Non-string categoricals (integers, booleans)
+    go through pandas so their text is exactly ``str(value)`` as in training.
+    """
+    out: dict[str, Any] = {}
+    for col in spec.features.numeric:
+        values = pc.cast(batch.column(col), pa.float64()).to_numpy(zero_copy_only=False)
+        values = values.astype(dtype, copy=True)
+        values[~np.isfinite(values)] = np.nan
+        out[col] = values
+    for col in spec.features.categorical:
+        column = batch.column(col)
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            text = pc.fill_null(pc.cast(column, pa.string()), MISSING_CATEGORY)
+            out[col] = text.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        else:
+            series = column.to_pandas()
+            out[col] = series.astype(object).where(series.notna(), MISSING_CATEGORY).astype(str).to_numpy(dtype=object)
+    return out
 
 
 def predict_threads(concurrent_tasks: int, cores: int | None = None) -> int:
@@ -59,3 +102,115 @@ class SklearnEngine:
             return predict_scores(self.pipeline, frame, self.spec)
         with threadpool_limits(limits=self.threads, user_api="openmp"):
             return predict_scores(self.pipeline, frame, self.spec)
+
+    def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
+        features = pd.DataFrame(arrow_features(batch, self.spec), columns=self.spec.features.all)
+        if self.threads is None:
+            return self._predict(features)
+        with threadpool_limits(limits=self.threads, user_api="openmp"):
+            return self._predict(features)
+
+    def _predict(self, features: pd.DataFrame) -> np.ndarray:
+        if self.spec.task == "binary":
+            proba = self.pipeline.predict_proba(features)
+            return proba[:, 1] if proba.shape[1] > 1 else np.zeros(len(features))
+        return np.asarray(self.pipeline.predict(features), dtype=float)
+
+
+class OnnxEngine:
+    """ONNX Runtime over the exported graph (``model.onnx``), loaded from bytes already checksum-verified.
+
+    The session is created lazily and dropped when pickled, so the engine can
+    be shipped to Dask workers as bytes; ``threads`` bounds ONNX Runtime's
+    intra-op pool so concurrent files do not oversubscribe the cores, and idle
+    pool threads sleep instead of spinning unless ``spinning`` is set.
+    """
+
+    name = "onnx"
+
+    def __init__(self, model: bytes, spec: ModelSpec, threads: int | None = None, *, spinning: bool = False) -> None:
+        self.model = model
+        self.spec = spec
+        self.threads = threads or os.cpu_count() or 1
+        self.spinning = spinning
+        self._session: Any = None
+        self._output = ""
+        self._lock = threading.Lock()  # files scored in parallel threads share one session, created once
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_session", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _session=None, _lock=threading.Lock())
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        with self._lock:
+            if self._session is None:
+                self._session, self._output = self._open()
+        (result,) = self._session.run([self._output], feeds)
+        if self.spec.task == "binary":
+            return result[:, 1].astype(np.float64) if result.shape[1] > 1 else np.zeros(len(result))
+        return np.asarray(result, dtype=np.float64).ravel()
+
+    def _open(self) -> tuple[Any, str]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle pool threads spin by default: on 2 cores shared with I/O threads and other jobs that burns the
+        # CPU the next batch needs (see bench/bench_engines.py)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        session = ort.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        if self.spec.task != "binary":
+            return session, names[0]
+        if "probabilities" not in names:
+            raise EngineError(f"ONNX graph of {self.spec.name} has no 'probabilities' output; outputs: {names}")
+        return session, "probabilities"
+
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        return self._run(frame_feeds(frame, self.spec))
+
+    def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
+        features = arrow_features(batch, self.spec, np.float32)
+        return self._run({c: v.reshape(-1, 1) for c, v in features.items()})
+
+
+def onnx_validated(card: dict[str, Any], verdict: dict[str, Any] | None) -> tuple[bool, str]:
+    """Whether a version has an exported ONNX graph that passed the equivalence gate, and why not."""
+    section = card.get("onnx") or {}
+    if section.get("status") != EXPORTED:
+        return False, f"no ONNX export ({section.get('status', 'not attempted')}: {section.get('reason') or '—'})"
+    gate = next((g for g in (verdict or {}).get("gates", []) if g["gate"] == ONNX_GATE), None)
+    if gate is None:
+        return False, "the ONNX equivalence gate was not run for this version"
+    if not gate["passed"]:
+        return False, f"the ONNX equivalence gate failed: {gate['detail']}"
+    return True, "ONNX export passed the equivalence gate"
+
+
+def select_engine(
+    registry: Registry, version: int, spec: ModelSpec, choice: EngineChoice, *, threads: int | None = None
+) -> Engine:
+    """The engine scoring ``version``: ONNX when asked (or, under ``auto``, when validated), else scikit-learn.
+
+    Raises:
+        EngineError: ``choice="onnx"`` and the version has no ONNX graph that passed the equivalence gate.
+        IntegrityError: the stored file does not match the card's checksum.
+    """
+    if choice not in ("auto", "sklearn", "onnx"):
+        raise EngineError(f"engine: {choice!r} is not one of auto, sklearn, onnx")
+    if choice != "sklearn":
+        ok, why = onnx_validated(registry.card(version), registry.verdict(version))
+        if ok:
+            return OnnxEngine(registry.verified_file(version, FILE_NAME), spec, threads)
+        if choice == "onnx":
+            raise EngineError(
+                f"engine=onnx but {registry.model} version {version} has no validated ONNX model: {why}; "
+                "use engine=sklearn or auto"
+            )
+        log.info("%s v%d: scoring with scikit-learn (%s)", registry.model, version, why)
+    return SklearnEngine(registry.load(version), spec, threads)

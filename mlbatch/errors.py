@@ -71,6 +71,10 @@ class RegistryError(MlbatchError):
     """Raised when a registry operation is not allowed (promote a rejected version, roll back with no history)."""
 
 
+class EngineError(MlbatchError, ValueError):
+    """Raised when the requested scoring engine cannot score a version (engine=onnx without a validated ONNX model)."""
+
+
 class ScoringError(MlbatchError):
     """Raised when a scoring run ends with files that could not be scored; the good files are still published."""
 

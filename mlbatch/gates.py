@@ -1,5 +1,6 @@
 """Promotion gates: each a plain function returning one verdict, so the flow can run them as separate tasks
-and the card records which passed and why. A candidate is promoted only if every gate passed."""
+and the card records which passed and why. A candidate is promoted only if every *required* gate passed; a
+gate marked ``required=False`` (ONNX equivalence unless the spec requires ONNX) only warns."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlbatch.metrics import evaluate
 from mlbatch.specs import ModelSpec
 from mlbatch.training import model_input
 
 
-def verdict(gate: str, passed: bool, detail: str) -> dict[str, Any]:
-    return {"gate": gate, "passed": bool(passed), "detail": detail}
+def verdict(gate: str, passed: bool, detail: str, *, required: bool = True, **measured: Any) -> dict[str, Any]:
+    return {"gate": gate, "passed": bool(passed), "detail": detail, "required": required, **measured}
 
 
 def absolute_floor(spec: ModelSpec, candidate: dict[str, float]) -> dict[str, Any]:
@@ -107,4 +109,51 @@ def reload_in_fresh_process(
         "reload_fresh_process",
         same,
         f"checksum verified; {len(scores)} holdout scores " + ("identical" if same else f"differ (max {diff:.3g})"),
+    )
+
+
+def onnx_equivalence(
+    spec: ModelSpec,
+    onnx_section: dict[str, Any],
+    model: bytes | None,
+    holdout: pd.DataFrame,
+    expected: np.ndarray,
+) -> dict[str, Any]:
+    """(f) The stored ONNX graph scores the holdout like scikit-learn did.
+
+    Passes when the share of rows differing by more than ``onnx.atol`` is at
+    most ``onnx.max_mismatch_share`` and the primary metric moves by at most
+    ``onnx.max_metric_delta``: float32 tree thresholds put a few rows per
+    million off by up to ~3e-2, which a max-difference test would reject.
+    Required (rejects) only when the spec sets ``onnx.required``; otherwise a
+    failure is a warning and the version is scored with scikit-learn.
+    """
+    from mlbatch.engines import ONNX_GATE, OnnxEngine
+
+    cfg = spec.onnx
+    if model is None:
+        reason = onnx_section.get("reason") or "no model.onnx was stored"
+        return verdict(ONNX_GATE, False, f"no ONNX model: {reason}", required=cfg.required)
+    scores = OnnxEngine(model, spec).scores(holdout)
+    diff = np.abs(scores - expected)
+    max_diff = float(np.nanmax(diff)) if len(diff) else 0.0
+    mismatched = int(((diff > cfg.atol) | (np.isnan(scores) != np.isnan(expected))).sum())
+    share = mismatched / max(len(diff), 1)
+    name = spec.validation.primary_metric
+    truth = holdout[spec.target].to_numpy()
+    threshold = spec.validation.decision_threshold
+    ours = evaluate(spec.task, truth, scores, threshold)[name]
+    theirs = evaluate(spec.task, truth, expected, threshold)[name]
+    delta = abs(ours - theirs) if not (math.isnan(ours) and math.isnan(theirs)) else 0.0
+    ok = share <= cfg.max_mismatch_share and delta <= cfg.max_metric_delta
+    return verdict(
+        ONNX_GATE,
+        ok,
+        f"{mismatched} of {len(diff)} rows differ by more than {cfg.atol:g} (share {share:.2e}, allowed "
+        f"{cfg.max_mismatch_share:g}); max difference {max_diff:.3g}; {name} delta {delta:.2e} "
+        f"(allowed {cfg.max_metric_delta:g})",
+        required=cfg.required,
+        max_diff=max_diff,
+        mismatch_share=share,
+        metric_delta=delta,
     )

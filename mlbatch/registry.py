@@ -3,6 +3,7 @@
 Layout under the storage root (the same on disk and S3)::
 
     registry/<model>/versions/000007/model.joblib   the fitted pipeline (create-only: claims the number)
+    registry/<model>/versions/000007/model.onnx     the same pipeline as an ONNX graph, when convertible (create-only)
     registry/<model>/versions/000007/card.json      lineage, metrics, checksum (create-only, immutable)
     registry/<model>/versions/000007/verdict.json   gate results and status (create-only, written once)
     registry/<model>/aliases/champion.json          current champion and its whole history (compare-and-swap)
@@ -169,14 +170,20 @@ class Registry:
         return verdict["status"] if verdict else PENDING
 
     def record_verdict(self, version: int, gates: list[dict[str, Any]], run_id: str | None) -> dict[str, Any]:
-        """Write the gate results once: ``validated`` only if every gate passed."""
-        failed = [g for g in gates if not g["passed"]]
+        """Write the gate results once: ``validated`` only if every required gate passed.
+
+        A failed gate marked ``required: False`` (e.g. ONNX equivalence when the spec does not require ONNX)
+        is listed under ``warnings`` and does not reject; a gate without the key is required.
+        """
+        failed = [g for g in gates if not g["passed"] and g.get("required", True)]
+        warned = [g for g in gates if not g["passed"] and not g.get("required", True)]
         verdict = {
             "model": self.model,
             "version": version,
             "status": REJECTED if failed else VALIDATED,
             "gates": gates,
             "reasons": [f"{g['gate']}: {g['detail']}" for g in failed],
+            "warnings": [f"{g['gate']}: {g['detail']}" for g in warned],
             "decided_at": utcnow(),
             "run_id": run_id,
         }

@@ -43,7 +43,8 @@ def retrain_markdown(
         lines.append(f"| {row['metric']} | {row['candidate']} | {row['champion']} |")
     lines += ["", "| gate | verdict | detail |", "|---|---|---|"]
     for gate in verdict["gates"]:
-        lines.append(f"| {gate['gate']} | {'pass' if gate['passed'] else '**FAIL**'} | {gate['detail']} |")
+        outcome = "pass" if gate["passed"] else "**FAIL**" if gate.get("required", True) else "warn (not required)"
+        lines.append(f"| {gate['gate']} | {outcome} | {gate['detail']} |")
     return "\n".join(lines)
 
 

@@ -23,7 +23,9 @@ import pandas as pd
 
 from mlbatch.datachecks import CheckResult, training_checks
 from mlbatch.errors import DataValidationError, IntegrityError
+from mlbatch.gates import onnx_equivalence
 from mlbatch.metrics import evaluate
+from mlbatch.onnx_export import EXPORTED, FILE_NAME, OnnxExport, export_pipeline
 from mlbatch.profiles import build_profile
 from mlbatch.registry import VALIDATED, Registry
 from mlbatch.specs import ModelSpec
@@ -127,8 +129,12 @@ def build_card(
     champion: ChampionEvaluation,
     run_id: str | None,
     checks: list[CheckResult],
+    onnx: OnnxExport | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to audit or reproduce a version, as recommended by scikit-learn's persistence guide."""
+    """Everything needed to audit or reproduce a version, as recommended by scikit-learn's persistence guide.
+
+    ``onnx`` adds the export's status, checksum, size and opsets (or why there is no graph).
+    """
     train, _ = time_split(data.frame, spec.training.holdout_days, data.as_of)
     return {
         "run_id": run_id,
@@ -159,8 +165,22 @@ def build_card(
             "features": build_profile(train, spec.features.numeric, spec.features.categorical),
             "score": build_profile(pd.DataFrame({"score": candidate.scores}), ["score"], [])["score"],
         },
+        "onnx": onnx.card_section() if onnx is not None else {"status": "not_attempted"},
     }
 
 
+def export_onnx(candidate: Candidate, spec: ModelSpec) -> OnnxExport:
+    """The candidate as an ONNX graph, or the reason it cannot be one (never raises: the run goes on)."""
+    return export_pipeline(candidate.pipeline, spec, candidate.holdout)
+
+
+def onnx_gate(registry: Registry, spec: ModelSpec, version: int, candidate: Candidate) -> dict[str, Any]:
+    """Gate (f) on the *stored* graph, checksum verified, so what passes is exactly what scoring will load."""
+    section = registry.card(version).get("onnx") or {}
+    model = registry.verified_file(version, FILE_NAME) if section.get("status") == EXPORTED else None
+    return onnx_equivalence(spec, section, model, candidate.holdout, candidate.scores)
+
+
 def decide(verdict: dict[str, Any]) -> bool:
+    """Promote only a validated verdict; ``record_verdict`` already ignores failures of non-required gates."""
     return verdict["status"] == VALIDATED

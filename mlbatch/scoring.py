@@ -155,7 +155,9 @@ def score_file(
     if problems:
         result.error = "; ".join(problems)
         return result
-    schema = output_schema(spec, parquet.schema_arrow)
+    schema = output_schema(spec, parquet.schema_arrow).with_metadata(
+        {"mlbatch.engine": engine.name, "mlbatch.model": ctx.model, "mlbatch.model_version": str(ctx.version)}
+    )
     known = _known_categories(profile, spec)
     stats = ProfileAccumulator(profile) if profile else None
     staged = join(staging_dir(ctx.model, ctx.day, ctx.run_id), name)
@@ -199,10 +201,10 @@ def _score_batch(
     known: dict[str, set[str]],
     stats: ProfileAccumulator | None,
 ) -> pa.Table:
+    scores = engine.score_batch(batch)  # from Arrow, before to_pandas(self_destruct) consumes the batch
     frame = batch.to_pandas(split_blocks=True, self_destruct=True)
     n = len(frame)
     result.rows_in += n
-    scores = engine.scores(frame)
     if spec.task == "binary":
         prediction = pa.array((scores >= spec.validation.decision_threshold).astype(np.int64))
     else:

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from mlbatch import gates, retraining
+from mlbatch.onnx_export import OnnxExport
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.settings import Settings
 from mlbatch.specs import ModelSpec
@@ -52,6 +53,16 @@ def register_candidate(
 ) -> int:
     # no retries: a retry after a lost response would claim a second version number
     return registry.register(serialize_model(candidate.pipeline), card, extra_files)
+
+
+@compute_task(name="export-onnx")
+def export_onnx(spec: ModelSpec, candidate: retraining.Candidate) -> OnnxExport:
+    return retraining.export_onnx(candidate, spec)
+
+
+@io_task(name="gate-onnx-equivalence", retries=1)
+def gate_onnx_equivalence(registry: Registry, spec: ModelSpec, version: int, candidate: retraining.Candidate) -> dict:
+    return retraining.onnx_gate(registry, spec, version, candidate)
 
 
 @compute_task(name="gate-absolute-floor")

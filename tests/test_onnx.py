@@ -1,0 +1,267 @@
+"""Portable models: ONNX export at registration, the equivalence gate, and engine selection when scoring.
+
+The flows run for real under the Prefect harness, on local disk and on S3
+(moto's HTTP server); the registry, gates and engines are the real ones.
+Data is small (30 days x 300 rows to train, 1,500 rows to score).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from tests_support import small_spec
+
+from flows.retrain import retrain
+from flows.score import score
+from mlbatch.engines import ONNX_GATE, OnnxEngine, SklearnEngine, arrow_features, select_engine
+from mlbatch.errors import EngineError, IntegrityError
+from mlbatch.gates import onnx_equivalence
+from mlbatch.onnx_export import EXPORTED, FILE_NAME, UNSUPPORTED, export_pipeline
+from mlbatch.registry import REJECTED, VALIDATED, Registry, serialize_model, sha256
+from mlbatch.sampledata import SampleConfig, generate_day, write_sample
+from mlbatch.scoring import read_manifest
+from mlbatch.specs import load_spec
+from mlbatch.storage import join
+from mlbatch.training import fit, model_input
+
+pytestmark = pytest.mark.slow
+
+TRAIN_START = dt.date(2026, 1, 1)
+TRAIN_DAYS = 30
+AS_OF = TRAIN_START + dt.timedelta(days=TRAIN_DAYS)
+DAY = dt.date(2026, 3, 1)
+#: an estimator skl2onnx has no converter for (no shape calculator), with predict_proba and a usable AUC
+UNCONVERTIBLE = {"estimator__class": "sklearn.neighbors.NearestCentroid", "estimator__params": {}}
+
+
+def _spec(repo_root: Path, models: Path, **overrides) -> Path:
+    return small_spec(
+        repo_root / "models" / "churn.yaml",
+        models / "churn.yaml",
+        window_days=28,
+        holdout_days=7,
+        min_rows=1000,
+        max_iter=30,
+        **overrides,
+    )
+
+
+def _use(monkeypatch, settings, models: Path, engine: str = "auto"):
+    """Point the flows at this test's spec directory and engine, the way a worker's environment would."""
+    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
+    monkeypatch.setenv("MLBATCH_ENGINE", engine)
+    return settings.model_copy(update={"models_dir": models, "engine": engine})
+
+
+def _scored(storage, manifest: dict) -> pd.DataFrame:
+    frames = [storage.read_table([f["output"]]).to_pandas() for f in manifest["files"]]
+    return pd.concat(frames, ignore_index=True).sort_values("customer_id", ignore_index=True)
+
+
+def test_example_spec_exports_passes_the_gate_and_both_engines_agree(flow_settings, repo_root, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    _spec(repo_root, models)
+    settings = _use(monkeypatch, flow_settings, models)
+    storage = settings.storage()
+    write_sample(storage, SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
+    write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=1500, files_per_day=2, seed=7))
+
+    result = retrain(model="churn", as_of=AS_OF)
+    assert result["promoted"], result
+    registry = Registry(storage, "churn")
+    version = result["version"]
+    card = registry.card(version)
+    stored = storage.read_bytes(join(registry.version_prefix(version), FILE_NAME))
+    assert card["onnx"]["status"] == EXPORTED
+    assert card["onnx"]["sha256"] == sha256(stored) == card["files"][FILE_NAME]["sha256"]
+    assert card["onnx"]["size"] == len(stored)
+    assert card["onnx"]["opset"]["ai.onnx.ml"] >= 1
+    gate = next(g for g in registry.verdict(version)["gates"] if g["gate"] == ONNX_GATE)
+    assert gate["passed"] and gate["required"] is False
+    assert gate["mismatch_share"] <= 1e-3 and gate["metric_delta"] <= 1e-4
+
+    monkeypatch.setenv("MLBATCH_ENGINE", "sklearn")
+    score(model="churn", run_date=DAY)
+    by_sklearn = read_manifest(storage, "churn", DAY)
+    reference = _scored(storage, by_sklearn)
+    monkeypatch.setenv("MLBATCH_ENGINE", "auto")  # validated ONNX: auto picks it
+    score(model="churn", run_date=DAY, overwrite=True)
+    by_onnx = read_manifest(storage, "churn", DAY)
+    scored = _scored(storage, by_onnx)
+
+    assert by_sklearn["engines"] == ["sklearn"] and by_onnx["engines"] == ["onnx"]
+    assert [f["engine"] for f in by_onnx["files"]] == ["onnx", "onnx"]
+    for entry in by_onnx["files"]:
+        metadata = storage.parquet_file(entry["output"]).schema_arrow.metadata
+        assert metadata[b"mlbatch.engine"] == b"onnx"
+        assert metadata[b"mlbatch.model_version"] == str(version).encode()
+    assert len(scored) == len(reference) == 1500
+    assert scored["customer_id"].tolist() == reference["customer_id"].tolist()
+    assert list(scored.columns) == list(reference.columns)
+    diff = np.abs(scored["score"].to_numpy() - reference["score"].to_numpy())
+    spec = load_spec(models / "churn.yaml")
+    assert (diff > spec.onnx.atol).mean() <= spec.onnx.max_mismatch_share, diff.max()
+    assert diff.max() < 5e-2
+
+
+@pytest.fixture(scope="module")
+def fitted(churn_spec):
+    """The example spec's pipeline fitted once on a small frame, with its ONNX export."""
+    frame = pd.concat(
+        [generate_day(TRAIN_START + dt.timedelta(days=i), 200, seed=i).to_pandas() for i in range(8)],
+        ignore_index=True,
+    )
+    spec = churn_spec.model_copy(
+        update={"estimator": churn_spec.estimator.model_copy(update={"params": {"max_iter": 30, "random_state": 0}})}
+    )
+    pipeline = fit(spec, frame)
+    return pipeline, export_pipeline(pipeline, spec, frame), frame
+
+
+def _registered(storage, spec, fitted, *, gate: bool = True) -> tuple[Registry, int]:
+    """A version registered with the plain core (no flow): pipeline, ONNX graph, card and verdict."""
+    pipeline, export, frame = fitted
+    registry = Registry(storage, spec.name)
+    card = {"onnx": export.card_section()}
+    version = registry.register(serialize_model(pipeline), card, export.extra_files())
+    if gate:
+        expected = SklearnEngine(pipeline, spec).scores(frame)
+        model = registry.verified_file(version, FILE_NAME) if export.data else None
+        registry.record_verdict(version, [onnx_equivalence(spec, card["onnx"], model, frame, expected)], "test")
+    return registry, version
+
+
+def test_a_tampered_onnx_model_is_refused(storage, churn_spec, fitted):
+    registry, version = _registered(storage, churn_spec, fitted)
+    assert select_engine(registry, version, churn_spec, "onnx").name == "onnx"
+    key = join(registry.version_prefix(version), FILE_NAME)
+    data = bytearray(storage.read_bytes(key))
+    data[len(data) // 2] ^= 0x01
+    storage.write_bytes(key, bytes(data))
+    for choice in ("onnx", "auto"):  # auto must not silently fall back from a tampered file
+        with pytest.raises(IntegrityError) as info:
+            select_engine(registry, version, churn_spec, choice)
+        assert FILE_NAME in str(info.value) and "refusing to load" in str(info.value)
+        assert registry.card(version)["onnx"]["sha256"] in str(info.value)
+
+
+def test_engine_onnx_without_the_gate_is_refused_and_auto_uses_sklearn(local_settings, churn_spec, fitted):
+    registry, version = _registered(local_settings.storage(), churn_spec, fitted, gate=False)
+    with pytest.raises(EngineError, match="equivalence gate was not run"):
+        select_engine(registry, version, churn_spec, "onnx")
+    assert select_engine(registry, version, churn_spec, "auto").name == "sklearn"
+    assert select_engine(registry, version, churn_spec, "sklearn").name == "sklearn"
+
+
+def test_unconvertible_estimator_is_registered_with_the_reason_and_scored_with_sklearn(
+    local_flow_settings, repo_root, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    _spec(repo_root, models, min_primary=0.5, **UNCONVERTIBLE)
+    settings = _use(monkeypatch, local_flow_settings, models)
+    storage = settings.storage()
+    write_sample(storage, SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
+    write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=500, seed=7))
+
+    result = retrain(model="churn", as_of=AS_OF)
+    registry = Registry(storage, "churn")
+    version = result["version"]
+    card, verdict = registry.card(version), registry.verdict(version)
+    assert card["onnx"]["status"] == UNSUPPORTED
+    assert "NearestCentroid" in card["onnx"]["reason"] and card["onnx"]["sha256"] is None
+    assert not storage.exists(join(registry.version_prefix(version), FILE_NAME))
+    gate = next(g for g in verdict["gates"] if g["gate"] == ONNX_GATE)
+    assert gate["passed"] is False and gate["required"] is False
+    assert verdict["status"] == VALIDATED and result["promoted"], verdict
+    assert any("NearestCentroid" in w for w in verdict["warnings"])
+
+    score(model="churn", run_date=DAY)
+    manifest = read_manifest(storage, "churn", DAY)
+    assert manifest["engines"] == ["sklearn"] and manifest["rows_out"] == 500
+    monkeypatch.setenv("MLBATCH_ENGINE", "onnx")
+    before = {(o.key, o.etag) for o in storage.list("")}
+    with pytest.raises(EngineError, match=f"version {version} has no validated ONNX model.*NearestCentroid"):
+        score(model="churn", run_date=DAY, overwrite=True)
+    assert {(o.key, o.etag) for o in storage.list("")} == before  # refused before the lease: nothing written
+
+
+def test_required_onnx_rejects_an_unconvertible_candidate(local_flow_settings, repo_root, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    _spec(repo_root, models, min_primary=0.5, onnx__required=True, **UNCONVERTIBLE)
+    settings = _use(monkeypatch, local_flow_settings, models)
+    write_sample(settings.storage(), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
+
+    result = retrain(model="churn", as_of=AS_OF)
+    verdict = Registry(settings.storage(), "churn").verdict(result["version"])
+    assert result["status"] == REJECTED and not result["promoted"] and result["champion"] is None
+    assert [r.split(":")[0] for r in verdict["reasons"]] == [ONNX_GATE]
+    assert "NearestCentroid" in verdict["reasons"][0]
+
+
+@pytest.mark.parametrize(
+    ("gates", "status", "warnings"),
+    [
+        ([{"gate": "a", "passed": True, "detail": "ok"}], VALIDATED, 0),
+        ([{"gate": "a", "passed": False, "detail": "bad"}], REJECTED, 0),  # no "required" key: required
+        ([{"gate": "a", "passed": False, "detail": "bad", "required": False}], VALIDATED, 1),
+        (
+            [
+                {"gate": "a", "passed": False, "detail": "bad", "required": True},
+                {"gate": "b", "passed": False, "detail": "meh", "required": False},
+            ],
+            REJECTED,
+            1,
+        ),
+    ],
+)
+def test_only_required_gates_reject(local_settings, gates, status, warnings):
+    registry = Registry(local_settings.storage(), "churn")
+    version = registry.register(b"artifact", {})
+    verdict = registry.record_verdict(version, gates, "test")
+    assert verdict["status"] == status
+    assert len(verdict["warnings"]) == warnings
+    assert len(verdict["reasons"]) == sum(1 for g in gates if not g["passed"] and g.get("required", True))
+
+
+def test_gate_fails_when_too_many_rows_differ(churn_spec, fitted):
+    pipeline, export, frame = fitted
+    expected = SklearnEngine(pipeline, churn_spec).scores(frame)
+    assert onnx_equivalence(churn_spec, export.card_section(), export.data, frame, expected)["passed"]
+    shifted = expected.copy()
+    shifted[::20] = np.clip(shifted[::20] + 0.2, 0, 1)  # 5% of rows: far beyond a 1e-3 share
+    gate = onnx_equivalence(churn_spec, export.card_section(), export.data, frame, shifted)
+    assert not gate["passed"]
+    assert gate["mismatch_share"] == pytest.approx(len(shifted[::20]) / len(shifted), abs=1e-3)
+    assert gate["max_diff"] > 0.1
+
+
+def test_arrow_features_match_the_training_input(churn_spec):
+    """The engines read features straight from Arrow; they must see what training's model_input sees."""
+    table = generate_day(DAY, 300, seed=3)
+    monthly = table.column("monthly_charges").to_numpy(zero_copy_only=False).copy()
+    monthly[:3] = [np.inf, -np.inf, np.nan]
+    table = table.set_column(table.schema.get_field_index("monthly_charges"), "monthly_charges", pa.array(monthly))
+    plan = table.column("plan").to_pylist()
+    plan[:2] = [None, None]
+    table = table.set_column(table.schema.get_field_index("plan"), "plan", pa.array(plan).dictionary_encode())
+    expected = model_input(table.to_pandas(), churn_spec)
+    got = arrow_features(table, churn_spec)
+    for col in churn_spec.features.numeric:
+        np.testing.assert_array_equal(got[col], expected[col].to_numpy())
+    for col in churn_spec.features.categorical:
+        assert got[col].tolist() == expected[col].tolist()
+
+
+def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):
+    import pickle
+
+    _pipeline, export, frame = fitted
+    engine = OnnxEngine(export.data, churn_spec, threads=1)
+    before = engine.scores(frame)
+    again = pickle.loads(pickle.dumps(engine))
+    np.testing.assert_array_equal(again.score_batch(pa.Table.from_pandas(frame)), before)
