@@ -25,7 +25,14 @@ from mlbatch.specs import load_spec
 pytestmark = pytest.mark.slow
 
 AS_OF = dt.date(2026, 1, 31)  # data covers 2026-01-01..2026-01-30
-GATES = ["absolute_floor", "versus_champion", "reload_fresh_process", "not_degenerate", "throughput", "onnx_equivalence"]
+GATES = [
+    "absolute_floor",
+    "versus_champion",
+    "reload_fresh_process",
+    "not_degenerate",
+    "throughput",
+    "onnx_equivalence",
+]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
