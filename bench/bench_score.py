@@ -1,178 +1,287 @@
-"""Scoring throughput and memory: the flow against the loops a user would write themselves.
+"""Scoring throughput and memory: the flow against the loops a user would write, for each pipeline shape.
 
-    python bench/bench_score.py [--rows 1000000] [--files 8] [--engines sklearn,onnx]
+    python bench/bench_score.py                          # 1M rows, every shape and variant
+    python bench/bench_score.py --rows 10000000          # 10M rows (the naive script needs ~15 GB: see --variants)
+    python bench/bench_score.py --shapes example --variants flow:onnx,predict:onnx --workdir /tmp/b
 
-Generates ``--rows`` rows of sample data in ``--files`` Parquet files and a
-trained champion (the ``churn`` spec), then runs each variant in its own
-subprocess and polls the RSS of that process tree (psutil) for its peak:
+Generates ``--rows`` rows of sample data in ``--files`` Parquet files (16
+numeric + 3 categorical features), then trains, exports to ONNX, gates and
+promotes one champion per pipeline shape through the same functions the
+retraining flow uses:
 
-- ``flow``: the Prefect ``score`` flow (ephemeral server, its RSS included), engine from ``MLBATCH_ENGINE``;
-  rows/s from the manifest's ``started_at`` to ``published_at`` (the server's start-up is excluded);
-- ``core``: the same path without Prefect (``mlbatch.scoring.score_file`` per file on a thread pool, then publish);
-- ``bare``: pyarrow batches of 131,072 rows -> ``predict_proba`` -> ``ParquetWriter``;
+- ``example``: ``models/churn.yaml`` as shipped (one-hot + HistGradientBoosting, 100 iterations);
+- ``onehot``: the same with 200 iterations (early stopping off, so 200 trees);
+- ``native``: 200 trees on native categoricals (fixed training vocabulary -> category codes
+  HistGradientBoosting splits on as categories).
+
+Each variant runs in its own cold process while the parent polls the RSS of
+that process tree (psutil) for its peak:
+
+- ``predict:<engine>``: the engine on every row already in memory, features prepared before the clock:
+  the floor every variant of that engine is compared with;
+- ``flow:<engine>``: the Prefect ``score`` flow (``MLBATCH_ENGINE``), run as a worker runs it: a process of its
+  own talking to a Prefect server started once for the benchmark (the server's RSS is shown apart, not added);
+  rows/s from the manifest's ``started_at`` to ``published_at``;
+- ``core:<engine>``: the flow's scoring path without Prefect (``scoring.score_file`` per file, then publish);
+- ``bare:<engine>``: the loop a user would write: pyarrow batches of 131,072 rows -> engine -> ``ParquetWriter``;
+- ``dask``: what dask-ml's ``ParallelPostFit.predict_proba`` does (``map_partitions`` of ``predict_proba``) with
+  ``dask.dataframe`` on a ``LocalCluster`` of 2 worker processes, writing with ``to_parquet``;
 - ``naive``: ``pd.read_parquet`` of everything -> ``predict_proba`` -> ``to_parquet``;
-- ``io``: Parquet read + write only, no model;
-- ``predict``: ``predict_proba`` on all rows already in memory (the floor every variant is compared with).
+- ``io``: Parquet read + write only, no model.
 
-Why in subprocesses: peak memory is per process, and each variant must start
+Why subprocesses: peak memory is per process, and each variant must start
 cold so that one's caches do not flatter the next.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
-import io
 import json
 import os
+import platform
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 DAY = dt.date(2026, 6, 1)
-TRAIN_START = dt.date(2026, 4, 1)
-TRAIN_DAYS = 30
+TRAIN_START = dt.date(2026, 3, 1)
 BATCH = 131_072
-VARIANTS = ["flow", "core", "bare", "naive", "io", "predict"]
+SHAPES = ["example", "onehot", "native"]
+VARIANTS = [
+    "predict:sklearn",
+    "predict:onnx",
+    "flow:sklearn",
+    "flow:onnx",
+    "core:sklearn",
+    "core:onnx",
+    "bare:sklearn",
+    "bare:onnx",
+    "dask",
+    "naive",
+    "io",
+]
 
 
 # ---- set-up (parent) ------------------------------------------------------------------------------
-def prepare(work: Path, rows: int, files: int, train_rows_per_day: int) -> None:
-    """Sample data for the scoring day, a champion, and a copy of the model for the stand-alone loops."""
+def shape_spec(shape: str) -> dict[str, Any]:
+    """The example spec, changed only where the shape says so; every shape reads the same raw data."""
+    import yaml
+
+    doc = yaml.safe_load((REPO / "models" / "churn.yaml").read_text())
+    if shape == "example":
+        return doc
+    doc["name"] = f"churn_{shape}"
+    doc["estimator"]["params"].update(max_iter=200, early_stopping=False)  # exactly 200 trees, as in the issue
+    if shape == "native":
+        doc["preprocessing"]["categorical_encoding"] = "native"
+    return doc
+
+
+def prepare(work: Path, rows: int, files: int, shapes: list[str], train_rows_per_day: int) -> dict[str, dict]:
+    """Sample data, and per shape a champion trained, exported and gated as the retraining flow does it."""
+    import yaml
+
     from mlbatch.registry import Registry, serialize_model
+    from mlbatch.retraining import ChampionEvaluation, build_card, export_onnx, onnx_gate, train_candidate
     from mlbatch.sampledata import SampleConfig, write_sample
     from mlbatch.settings import Settings
-    from mlbatch.specs import get_spec
-    from mlbatch.training import fit, load_window
+    from mlbatch.specs import load_spec
+    from mlbatch.training import load_window
 
-    settings = Settings(_env_file=None, storage_root=str(work / "lake"), models_dir=REPO / "models")
+    models = work / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    settings = Settings(_env_file=None, storage_root=str(work / "lake"), models_dir=models)
     storage = settings.storage()
-    spec = get_spec(settings.models_dir, "churn")
-    write_sample(storage, SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=train_rows_per_day))
-    write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=rows, files_per_day=files))
-    pipeline = fit(spec, load_window(storage, spec, TRAIN_START + dt.timedelta(days=TRAIN_DAYS)).frame)
-    artifact = serialize_model(pipeline)
-    registry = Registry(storage, "churn")
-    version = registry.register(artifact, {"metrics": {"candidate": {}}})
-    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "benchmark"}], "bench")
-    registry.promote(version, "benchmark", "bench")
-    (work / "model.joblib").write_bytes(artifact)
+    if not storage.exists(f"raw/churn/dt={DAY}/part-00000.parquet"):
+        days = (DAY - TRAIN_START).days
+        write_sample(storage, SampleConfig(start=TRAIN_START, days=days, rows_per_day=train_rows_per_day))
+        write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=rows, files_per_day=files, seed=7))
+    info = {}
+    for shape in shapes:
+        doc = shape_spec(shape)
+        path = models / f"{doc['name']}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        spec = load_spec(path)
+        registry = Registry(storage, spec.name)
+        if registry.champion() is None:
+            data = load_window(storage, spec, DAY)
+            candidate = train_candidate(data, spec)
+            export = export_onnx(candidate, spec)
+            card = build_card(spec, data, candidate, ChampionEvaluation(None, None, "bench"), "bench", [], export)
+            version = registry.register(serialize_model(candidate.pipeline), card, export.extra_files())
+            registry.record_verdict(version, [onnx_gate(registry, spec, version, candidate)], "bench")
+            registry.promote(version, "benchmark", "bench")
+        version = registry.champion()
+        gate = next(g for g in registry.verdict(version)["gates"] if g["gate"] == "onnx_equivalence")
+        info[shape] = {"model": spec.name, "version": version, "onnx_gate": gate["detail"], "onnx": gate["passed"]}
+    return info
 
 
 # ---- variants (each in its own process) -----------------------------------------------------------
+def _settings(work: Path):
+    from mlbatch.settings import Settings
+
+    return Settings(_env_file=None, storage_root=str(work / "lake"), models_dir=work / "models")
+
+
+def _champion(work: Path, model: str, engine: str):
+    """The spec and the champion's engine, loaded (checksum verified) before any clock starts."""
+    from mlbatch.engines import select_engine
+    from mlbatch.registry import Registry
+    from mlbatch.specs import get_spec
+
+    settings = _settings(work)
+    spec = get_spec(settings.models_dir, model)
+    registry = Registry(settings.storage(), model)
+    version = registry.champion()
+    return spec, version, select_engine(registry, version, spec, engine)  # type: ignore[arg-type]
+
+
 def _inputs(work: Path) -> list[Path]:
     return sorted((work / "lake" / "raw" / "churn" / f"dt={DAY}").glob("*.parquet"))
 
 
-def _model_and_spec(work: Path):
-    import joblib
+def run_predict(work: Path, model: str, engine: str) -> dict:
+    import pandas as pd
 
-    from mlbatch.specs import get_spec
+    from mlbatch.onnx_export import frame_feeds
+    from mlbatch.training import model_input
 
-    return joblib.load(io.BytesIO((work / "model.joblib").read_bytes())), get_spec(REPO / "models", "churn")
+    spec, _, scorer = _champion(work, model, engine)
+    frame = pd.read_parquet(work / "lake" / "raw" / "churn" / f"dt={DAY}", columns=spec.input_columns)
+    if engine == "onnx":
+        feeds = frame_feeds(frame, spec)
+        clock = time.perf_counter()
+        scorer._run(feeds)
+    else:
+        features = model_input(frame, spec)
+        clock = time.perf_counter()
+        scorer.pipeline.predict_proba(features)
+    return {"rows": len(frame), "seconds": time.perf_counter() - clock}
 
 
-def run_flow(work: Path, engine: str) -> dict:
-    os.environ.update(
-        {
-            "MLBATCH_STORAGE_ROOT": str(work / "lake"),
-            "MLBATCH_MODELS_DIR": str(REPO / "models"),
-            "MLBATCH_ENGINE": engine,
-            "PREFECT_HOME": str(work / "prefect-home"),
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-        }
-    )
+def run_flow(work: Path, model: str, engine: str) -> dict:
+    os.environ.update({**_settings(work).as_env(), "MLBATCH_ENGINE": engine, "PREFECT_LOGGING_LEVEL": "WARNING"})
     from flows.score import score
     from mlbatch.scoring import read_manifest
-    from mlbatch.settings import Settings
 
-    score(model="churn", run_date=DAY, overwrite=True)
-    manifest = read_manifest(Settings(_env_file=None).storage(), "churn", DAY)
+    score(model=model, run_date=DAY, overwrite=True)
+    manifest = read_manifest(_settings(work).storage(), model, DAY)
     seconds = (
         dt.datetime.fromisoformat(manifest["published_at"]) - dt.datetime.fromisoformat(manifest["started_at"])
     ).total_seconds()
     return {"rows": manifest["rows_out"], "seconds": seconds, "engines": manifest["engines"]}
 
 
-def run_core(work: Path, engine: str) -> dict:
+def run_core(work: Path, model: str, engine: str) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from mlbatch import scoring
-    from mlbatch.engines import SklearnEngine, predict_threads
+    from mlbatch.engines import predict_threads, select_engine
     from mlbatch.partitions import partition_files
     from mlbatch.registry import Registry
-    from mlbatch.settings import Settings
     from mlbatch.specs import get_spec
 
-    settings = Settings(_env_file=None, storage_root=str(work / "lake"), models_dir=REPO / "models")
+    settings = _settings(work)
     storage = settings.storage()
-    spec = get_spec(settings.models_dir, "churn")
-    registry = Registry(storage, "churn")
+    spec = get_spec(settings.models_dir, model)
+    registry = Registry(storage, model)
     version = registry.champion()
+    threads = settings.predict_threads or predict_threads(settings.max_workers)
+    scorer = select_engine(registry, version, spec, engine, threads=threads)  # type: ignore[arg-type]
+    profile = registry.card(version).get("profile")
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
-    threads = settings.predict_threads or predict_threads(settings.max_workers)
-    model = SklearnEngine(registry.load(version), spec, threads=threads)
-    ctx = scoring.RunContext("churn", version, "bench-core", started, DAY)
+    ctx = scoring.RunContext(model, version, "bench-core", started, DAY)
     files = partition_files(storage, spec, DAY)
     with ThreadPoolExecutor(settings.max_workers) as pool:
-        results = list(pool.map(lambda obj: scoring.score_file(storage, spec, model, obj, ctx), files))
+        results = list(
+            pool.map(lambda obj: scoring.score_file(storage, spec, scorer, obj, ctx, profile=profile), files)
+        )
     manifest = scoring.publish(storage, spec, ctx, results, overwrite=True, started_at=started)
     return {"rows": manifest["rows_out"], "seconds": time.perf_counter() - clock, "engines": manifest["engines"]}
 
 
-def run_bare(work: Path, engine: str) -> dict:
+def run_bare(work: Path, model: str, engine: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlbatch.training import model_input
-
-    model, spec = _model_and_spec(work)
+    spec, _, scorer = _champion(work, model, engine)
     out = Path(tempfile.mkdtemp(dir=work))
+    schema = pa.schema([("customer_id", pa.int64()), ("score", pa.float64())])
     clock = time.perf_counter()
     rows = 0
     for path in _inputs(work):
-        schema = pa.schema([("customer_id", pa.int64()), ("score", pa.float64())])
         with pq.ParquetWriter(out / path.name, schema, compression="zstd") as writer:
-            reader = pq.ParquetFile(path, pre_buffer=False)
-            for batch in reader.iter_batches(batch_size=BATCH, columns=spec.input_columns):
-                frame = batch.to_pandas()
-                score = model.predict_proba(model_input(frame, spec))[:, 1]
-                writer.write_table(pa.table({"customer_id": frame["customer_id"].to_numpy(), "score": score}))
-                rows += len(frame)
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH, columns=spec.input_columns):
+                score = scorer.score_batch(batch)
+                writer.write_table(pa.table({"customer_id": batch.column("customer_id"), "score": score}))
+                rows += batch.num_rows
     return {"rows": rows, "seconds": time.perf_counter() - clock}
 
 
-def run_naive(work: Path, engine: str) -> dict:
+def run_naive(work: Path, model: str, engine: str) -> dict:
     import pandas as pd
 
     from mlbatch.training import model_input
 
-    model, spec = _model_and_spec(work)
+    spec, _, scorer = _champion(work, model, "sklearn")
     clock = time.perf_counter()
     frame = pd.read_parquet(work / "lake" / "raw" / "churn" / f"dt={DAY}")
     out = frame[["customer_id"]].copy()
-    out["score"] = model.predict_proba(model_input(frame, spec))[:, 1]
-    out.to_parquet(work / "naive.parquet", compression="zstd")
+    out["score"] = scorer.pipeline.predict_proba(model_input(frame, spec))[:, 1]
+    out.to_parquet(work / f"naive-{model}.parquet", compression="zstd")
     return {"rows": len(out), "seconds": time.perf_counter() - clock}
 
 
-def run_io(work: Path, engine: str) -> dict:
+def run_dask(work: Path, model: str, engine: str) -> dict:
+    import dask.dataframe as dd
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from distributed import Client, LocalCluster
+
+    from mlbatch.training import model_input
+
+    spec, _, scorer = _champion(work, model, "sklearn")
+    pipeline = scorer.pipeline
+    out = work / f"dask-{model}"
+
+    def score(part: pd.DataFrame) -> pd.DataFrame:
+        proba = pipeline.predict_proba(model_input(part, spec))[:, 1]
+        return pd.DataFrame({"customer_id": part["customer_id"].to_numpy(), "score": proba})
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster):
+        clock = time.perf_counter()  # after the cluster's start, as the flow's clock starts after the server's
+        frame = dd.read_parquet(str(work / "lake" / "raw" / "churn" / f"dt={DAY}"), columns=spec.input_columns)
+        scored = frame.map_partitions(score, meta={"customer_id": "int64", "score": "float64"})
+        scored.to_parquet(str(out), compression="zstd", write_index=False, overwrite=True)
+        seconds = time.perf_counter() - clock
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in out.glob("*.parquet"))
+    return {"rows": rows, "seconds": seconds}
+
+
+def run_io(work: Path, model: str, engine: str) -> dict:
     import pyarrow.parquet as pq
 
-    _, spec = _model_and_spec(work)
+    from mlbatch.specs import get_spec
+
+    spec = get_spec(work / "models", model)
     out = Path(tempfile.mkdtemp(dir=work))
     clock = time.perf_counter()
     rows = 0
     for path in _inputs(work):
-        reader = pq.ParquetFile(path, pre_buffer=False)
         writer = None
-        for batch in reader.iter_batches(batch_size=BATCH, columns=spec.input_columns):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH, columns=spec.input_columns):
             writer = writer or pq.ParquetWriter(out / path.name, batch.schema, compression="zstd")
             writer.write_batch(batch)
             rows += batch.num_rows
@@ -181,134 +290,211 @@ def run_io(work: Path, engine: str) -> dict:
     return {"rows": rows, "seconds": time.perf_counter() - clock}
 
 
-def run_predict(work: Path, engine: str) -> dict:
-    import pandas as pd
-
-    from mlbatch.training import model_input
-
-    model, spec = _model_and_spec(work)
-    features = model_input(pd.read_parquet(work / "lake" / "raw" / "churn" / f"dt={DAY}"), spec)
-    clock = time.perf_counter()
-    model.predict_proba(features)
-    return {"rows": len(features), "seconds": time.perf_counter() - clock}
-
-
 RUNNERS = {
+    "predict": run_predict,
     "flow": run_flow,
     "core": run_core,
     "bare": run_bare,
+    "dask": run_dask,
     "naive": run_naive,
     "io": run_io,
-    "predict": run_predict,
 }
 
 
 # ---- measuring (parent) ---------------------------------------------------------------------------
-def measure(work: Path, variant: str, engine: str) -> dict:
-    """Run one variant in a fresh process; peak RSS summed over the process and its children."""
+def _tree_rss(root: Any) -> int:
     import psutil
 
-    cmd = [sys.executable, __file__, "--child", variant, "--engine", engine, "--workdir", str(work)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += proc.memory_info().rss
+    return total
+
+
+def measure(work: Path, model: str, variant: str, env: dict[str, str]) -> dict:
+    """Run one variant in a fresh process; its peak RSS summed over the process and its children."""
+    import psutil
+
+    kind, _, engine = variant.partition(":")
+    cmd = [sys.executable, __file__, "--child", kind, engine or "sklearn", model, "--workdir", str(work)]
+    clock = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    parent = psutil.Process(proc.pid)
-    peak = peak_without_server = 0
+    root = psutil.Process(proc.pid)
+    peak = 0
     while proc.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            rss = {p.pid: p.memory_info().rss for p in tree if p.is_running()}
-            servers = {p.pid for p in tree if "uvicorn" in " ".join(p.cmdline())}
-            peak = max(peak, sum(rss.values()))
-            peak_without_server = max(peak_without_server, sum(v for k, v in rss.items() if k not in servers))
-        except psutil.NoSuchProcess:
-            pass
-        time.sleep(0.05)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            peak = max(peak, _tree_rss(root))
+        time.sleep(0.02)  # sampling interval of the RSS poll
     out, err = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(f"{variant} ({engine}) failed with exit {proc.returncode}:\n{err[-3000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+        raise RuntimeError(f"{variant} of {model} failed with exit {proc.returncode}:\n{err[-3000:]}")
     return {
-        **result,
+        **json.loads(out.strip().splitlines()[-1]),
         "variant": variant,
-        "engine": engine,
         "peak_mb": peak / 2**20,
-        "server_mb": (peak - peak_without_server) / 2**20,
+        "process_seconds": time.perf_counter() - clock,
     }
 
 
-def table(results: list[dict]) -> str:
-    floor = next((r for r in results if r["variant"] == "predict"), None)
-    floor_rate = floor["rows"] / floor["seconds"] if floor else None
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """One Prefect server for every flow variant, as in production, where the server is its own service."""
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log = open(work / "prefect-server.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited: {(work / 'prefect-server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)  # polling interval of a health check with a deadline
+    proc.kill()
+    raise RuntimeError("prefect server not healthy after 120 s")
+
+
+def ratios(results: list[dict], naive_mb: float | None) -> list[dict]:
+    """Each variant's rows/s against its engine's in-memory floor, and its peak memory against the naive script."""
+    floors = {
+        r["variant"].split(":")[1]: r["rows"] / r["seconds"] for r in results if r["variant"].startswith("predict")
+    }
+    for r in results:
+        r["rate"] = r["rows"] / r["seconds"]
+        engine = r["variant"].partition(":")[2] or "sklearn"
+        r["vs_floor"] = r["rate"] / floors[engine] if engine in floors else None
+        r["vs_naive_mb"] = r["peak_mb"] / naive_mb if naive_mb else None
+    return results
+
+
+def table(shape: str, info: dict, results: list[dict]) -> str:
+    def fmt(value: float | None, spec: str) -> str:
+        return "—" if value is None else format(value, spec)
+
     lines = [
-        "| variant | engine | rows | seconds | rows/s | vs predict floor | peak RSS (MB) | of it Prefect server (MB) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"shape {shape} (model {info['model']} v{info['version']}; ONNX gate: {info['onnx_gate']})",
+        "",
+        "| variant | rows | seconds | rows/s | x engine floor | peak RSS (MB) | x naive RSS | process wall (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        rate = r["rows"] / r["seconds"]
-        ratio = f"{rate / floor_rate:.2f}" if floor_rate else "—"
         lines.append(
-            f"| {r['variant']} | {r['engine']} | {r['rows']:,} | {r['seconds']:.1f} | {rate:,.0f} | {ratio} "
-            f"| {r['peak_mb']:,.0f} | {r['server_mb']:,.0f} |"
+            f"| {r['variant']} | {r['rows']:,} | {r['seconds']:.1f} | {r['rate']:,.0f} | {fmt(r['vs_floor'], '.2f')} "
+            f"| {r['peak_mb']:,.0f} | {fmt(r['vs_naive_mb'], '.2f')} | {r['process_seconds']:.1f} |"
         )
     return "\n".join(lines)
+
+
+def machine() -> str:
+    import psutil
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, load average {load}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--engines", default="sklearn", help="comma-separated MLBATCH_ENGINE values for the flow")
+    parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--train-rows-per-day", type=int, default=2_000)
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="keep data here and reuse it next time (default: a temporary dir)"
-    )
-    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
-    parser.add_argument("--engine", default="sklearn", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per variant: fastest rate, highest memory")
+    parser.add_argument("--train-rows-per-day", type=int, default=1_000)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--workdir", type=Path, help="keep data and champions here and reuse them next time")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "ENGINE", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(RUNNERS[args.child](args.workdir, args.engine)))
+        kind, engine, model = args.child
+        print(json.dumps(RUNNERS[kind](args.workdir, model, engine)))
         return 0
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mlbatch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     clock = time.perf_counter()
-    if (work / "model.joblib").exists():
-        print(f"reusing the data and champion under {work}", flush=True)
-    else:
-        prepare(work, args.rows, args.files, args.train_rows_per_day)
-    print(
-        f"prepared {args.rows:,} rows in {args.files} files and a champion under {work} "
-        f"({time.perf_counter() - clock:.0f} s)",
-        flush=True,
-    )
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    results = []
-    for variant in [v.strip() for v in args.variants.split(",")]:
-        for engine in engines if variant in ("flow", "core") else ["sklearn"]:
-            if variant == "core" and engine != "sklearn":
-                continue  # the engine choice lives in the flow; the core variant measures the sklearn path
-            try:
-                result = measure(work, variant, engine)
-            except RuntimeError as exc:
-                print(f"note: {variant} with engine {engine!r} did not run: {str(exc).splitlines()[-1]}", flush=True)
-                continue
-            if "engines" in result and engine != "auto" and result["engines"] != [engine]:
-                print(
-                    f"note: engine {engine!r} is not available in this branch "
-                    f"(the flow scored with {result['engines']}); skipped",
-                    flush=True,
-                )
-                continue
-            results.append(result)
-            print(
-                f"{variant:>8} {engine:<8} {result['rows'] / result['seconds']:>12,.0f} rows/s "
-                f"{result['peak_mb']:>8,.0f} MB",
-                flush=True,
-            )
-    print()
-    print(table(results))
+    info = prepare(work, args.rows, args.files, shapes, args.train_rows_per_day)
+    print(f"{args.rows:,} rows in {args.files} files under {work}; set-up {time.perf_counter() - clock:.0f} s")
+    print(f"machine: {machine()}", flush=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PREFECT_HOME": str(work / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    import psutil
+
+    server = None
+    if any(v.startswith("flow") for v in variants):
+        server, url = start_server(work, env)
+        env["PREFECT_API_URL"] = url
+    report: dict[str, Any] = {
+        "rows": args.rows,
+        "files": args.files,
+        "repeat": args.repeat,
+        "machine": machine(),
+        "shapes": {},
+    }
+    try:
+        for shape in shapes:
+            best: dict[str, dict] = {}
+            for _ in range(args.repeat):  # interleaved, so a noisy minute hurts every variant alike
+                for variant in variants:
+                    if variant.endswith(":onnx") and not info[shape]["onnx"]:
+                        continue
+                    result = measure(work, info[shape]["model"], variant, env)
+                    if server is not None and variant.startswith("flow"):
+                        result["server_mb"] = _tree_rss(psutil.Process(server.pid)) / 2**20
+                    print(
+                        f"{shape:>8} {variant:<16} {result['rows'] / result['seconds']:>12,.0f} rows/s "
+                        f"{result['peak_mb']:>8,.0f} MB",
+                        flush=True,
+                    )
+                    kept = best.setdefault(variant, result)
+                    if result["rows"] / result["seconds"] > kept["rows"] / kept["seconds"]:
+                        best[variant] = {**result, "peak_mb": max(result["peak_mb"], kept["peak_mb"])}
+                    else:
+                        kept["peak_mb"] = max(result["peak_mb"], kept["peak_mb"])
+            if not info[shape]["onnx"]:
+                print(f"note: {shape}: no validated ONNX graph ({info[shape]['onnx_gate']}); onnx variants skipped")
+            results = list(best.values())
+            naive = next((r["peak_mb"] for r in results if r["variant"] == "naive"), None)
+            report["shapes"][shape] = {**info[shape], "results": ratios(results, naive)}
+            print()
+            print(table(shape, info[shape], results))
+            server_mb = [r["server_mb"] for r in results if "server_mb" in r]
+            if server_mb:
+                print(f"\nthe Prefect server (its own process, not in the flow's RSS): {max(server_mb):,.0f} MB")
+            print(flush=True)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, 15)
+            server.wait(timeout=30)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

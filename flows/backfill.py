@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import current_settings
+from flows.common import artifact_key, current_settings
 from flows.score import resolve_version, score
 from mlbatch import backfill
 from mlbatch.errors import MlbatchError, ScoringError
@@ -104,7 +104,7 @@ def backfill_scoring(
         outcomes += [_outcome(day, f) for day, f in zip(to_score, futures, strict=True)]
     create_table_artifact(
         backfill.summarize(outcomes),
-        key=f"backfill-{spec.name}",
+        key=artifact_key("backfill", spec.name),
         description=f"backfill {spec.name} {days[0]}..{days[-1]}: {backfill.counts(outcomes)}",
     )
     message = backfill.failure_message(spec.name, outcomes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from zoneinfo import ZoneInfo
 
 from prefect.runtime import flow_run
@@ -17,6 +18,16 @@ def current_settings() -> Settings:
     settings = Settings()
     logging.getLogger("mlbatch").setLevel(settings.log_level.upper())
     return settings
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key from a model name and a kind.
+
+    Why: Prefect accepts only lowercase letters, digits and dashes in artifact
+    keys, while model names may contain ``_`` (``churn_native``); an invalid
+    key fails the run *after* its work is done.
+    """
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
 def run_id() -> str:

@@ -7,7 +7,7 @@ import datetime as dt
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-from flows.common import current_settings, logical_date, run_id
+from flows.common import artifact_key, current_settings, logical_date, run_id
 from mlbatch import monitor_report, monitoring
 from mlbatch.parameters import ModelName
 from mlbatch.partitions import parse_date, parse_range
@@ -50,11 +50,13 @@ def monitor(model: ModelName = "churn", start: dt.date | None = None, end: dt.da
     event_note = t.ALERT_EVENT if alert else ("off (MLBATCH_RETRAIN_ON_ALERT=false)" if reasons else "none")
 
     create_link_artifact(
-        report, link_text=f"{spec.name} monitoring report {first} to {last}", key=f"monitoring-report-{spec.name}"
+        report,
+        link_text=f"{spec.name} monitoring report {first} to {last}",
+        key=artifact_key("monitoring-report", spec.name),
     )
     create_markdown_artifact(
         monitor_report.verdict_markdown(spec, days, reasons, report, event_note),
-        key=f"monitoring-{spec.name}",
+        key=artifact_key("monitoring", spec.name),
         description=f"{spec.name} {first} to {last}",
     )
     for reason in reasons:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import current_settings, run_id
+from flows.common import artifact_key, current_settings, run_id
 from mlbatch.errors import ParameterError
 from mlbatch.parameters import ModelName
 from mlbatch.registry import Registry
@@ -34,7 +34,7 @@ def promote_model(model: ModelName, version: int, reason: str) -> dict:
     create_markdown_artifact(
         f"# {model}: champion {entry['from_version']} → {entry['to_version']}\n\n"
         f"- action: promote\n- reason: {reason}\n- at: {entry['at']}",
-        key=f"alias-{model}",
+        key=artifact_key("alias", model),
         description="champion moved",
     )
     return entry
@@ -50,7 +50,7 @@ def rollback_model(model: ModelName, reason: str) -> dict:
     create_markdown_artifact(
         f"# {model}: champion {entry['from_version']} → {entry['to_version']}\n\n"
         f"- action: rollback\n- reason: {reason}\n- at: {entry['at']}",
-        key=f"alias-{model}",
+        key=artifact_key("alias", model),
         description="champion rolled back",
     )
     return entry

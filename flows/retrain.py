@@ -7,7 +7,7 @@ import datetime as dt
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import current_settings, logical_date, run_id
+from flows.common import artifact_key, current_settings, logical_date, run_id
 from mlbatch import reports, retraining
 from mlbatch.errors import ConflictError, DataValidationError, ParameterError
 from mlbatch.parameters import ModelName
@@ -46,7 +46,7 @@ def retrain(
     except DataValidationError as exc:
         create_markdown_artifact(
             reports.validation_failure_markdown(spec.name, exc.failures),
-            key=f"retrain-{spec.name}",
+            key=artifact_key("retrain", spec.name),
             description="data validation failed",
         )
         raise
@@ -85,12 +85,12 @@ def retrain(
     logger.info("%s version %d: %s", spec.name, version, note)
     create_markdown_artifact(
         reports.retrain_markdown(spec.name, version, verdict, promoted, card, note),
-        key=f"retrain-{spec.name}",
+        key=artifact_key("retrain", spec.name),
         description=f"{spec.name} v{version}",
     )
     create_table_artifact(
         reports.metrics_rows(candidate.metrics, champion.metrics),
-        key=f"retrain-metrics-{spec.name}",
+        key=artifact_key("retrain-metrics", spec.name),
         description=f"{spec.name} v{version} vs champion",
     )
     return {

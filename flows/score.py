@@ -16,7 +16,7 @@ from prefect.artifacts import (
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import current_settings, logical_date, run_id
+from flows.common import artifact_key, current_settings, logical_date, run_id
 from mlbatch import scoring
 from mlbatch.engines import predict_threads, select_engine
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
@@ -48,18 +48,41 @@ def _predict_threads(settings: Settings) -> int:
     return 1 if settings.task_runner == "dask" else predict_threads(settings.max_workers)
 
 
-@flow(name="score-files")
 def score_files(
     settings: Settings, spec: ModelSpec, engine: Any, files: list, ctx: scoring.RunContext, profile: dict | None
 ) -> list[scoring.FileResult]:
-    """Score each input file as its own task, reporting progress as files complete."""
-    futures = [t.score_file.submit(settings, spec, engine, obj, ctx, profile) for obj in files]
-    progress = create_progress_artifact(
-        0.0, key=f"scoring-progress-{ctx.model}", description=f"{ctx.model} {ctx.day}: files scored"
-    )
-    for done, _future in enumerate(as_completed(futures), start=1):
-        update_progress_artifact(progress, 100.0 * done / max(len(futures), 1))
-    return [f.result() for f in futures]
+    """Score each input file as its own task on the configured runner, reporting progress as files complete.
+
+    Why the runner as a context manager rather than a nested flow: a subflow
+    run costs ~0.5 s of API calls on every night (measured with
+    ``bench/bench_score.py``), and the runner is still chosen at run time
+    from the settings.
+    """
+    with task_runner(settings) as runner:
+        futures = [
+            runner.submit(
+                t.score_file,
+                parameters={
+                    "settings": settings,
+                    "spec": spec,
+                    "engine": engine,
+                    "obj": obj,
+                    "ctx": ctx,
+                    "profile": profile,
+                },
+            )
+            for obj in files
+        ]
+        progress = create_progress_artifact(
+            0.0, key=artifact_key("scoring-progress", ctx.model), description=f"{ctx.model} {ctx.day}: files scored"
+        )
+        last = time.monotonic()
+        for done, _future in enumerate(as_completed(futures), start=1):
+            # at most one update a second, and the last: each is an API call on the flow's thread
+            if done == len(futures) or time.monotonic() - last >= 1.0:
+                update_progress_artifact(progress, 100.0 * done / len(futures))
+                last = time.monotonic()
+        return [f.result() for f in futures]
 
 
 def resolve_version(registry: Registry, version: int | None) -> int:
@@ -117,9 +140,7 @@ def score(
         card = registry.card(chosen)
         ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
         clock = time.perf_counter()
-        results = score_files.with_options(task_runner=task_runner(settings))(
-            settings, spec, engine, files, ctx, card.get("profile")
-        )
+        results = score_files(settings, spec, engine, files, ctx, card.get("profile"))
         seconds = time.perf_counter() - clock
         manifest = t.publish_partition(settings, spec, ctx, results, overwrite, started)
     finally:
@@ -127,12 +148,16 @@ def score(
     errors = manifest["errors"]
     rate = manifest["rows_out"] / seconds if seconds > 0 else 0.0
     create_markdown_artifact(
-        _report(spec, day, chosen, manifest, rate, output), key=f"scoring-{spec.name}", description=f"{spec.name} {day}"
+        _report(spec, day, chosen, manifest, rate, output),
+        key=artifact_key("scoring", spec.name),
+        description=f"{spec.name} {day}",
     )
     if settings.monitor_after_scoring:
         _monitor_published(spec.name, day)
     if errors:
-        create_table_artifact(errors, key=f"scoring-errors-{spec.name}", description=f"{spec.name} {day} bad files")
+        create_table_artifact(
+            errors, key=artifact_key("scoring-errors", spec.name), description=f"{spec.name} {day} bad files"
+        )
         raise ScoringError(
             f"{len(errors)} of {len(files)} files of {spec.name} {day} could not be scored and were quarantined "
             f"(the other {len(files) - len(errors)} were published): " + "; ".join(e["reason"] for e in errors)

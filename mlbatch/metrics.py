@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """ROC AUC, log loss, Brier, precision/recall/accuracy at ``threshold``; AUC is NaN with one class."""
+    from sklearn import metrics as skm  # lazily: a scoring process that never evaluates need not load it
+
     y = np.asarray(y_true).astype(int)
     p = np.clip(np.asarray(scores, dtype=float), 1e-15, 1 - 1e-15)
     pred = (p >= threshold).astype(int)
@@ -27,6 +28,8 @@ def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.
 
 
 def regression_metrics(y_true: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    from sklearn import metrics as skm
+
     y = np.asarray(y_true, dtype=float)
     p = np.asarray(predictions, dtype=float)
     return {

@@ -33,8 +33,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
-
 from mlbatch.errors import ConflictError, IntegrityError, ObjectNotFoundError, ParameterError, RegistryError
 from mlbatch.storage import Storage, join
 
@@ -61,6 +59,8 @@ def _canonical(card: dict[str, Any]) -> bytes:
 
 def serialize_model(model: Any) -> bytes:
     buffer = io.BytesIO()
+    import joblib  # only where a model is (de)serialized: the ONNX path never is
+
     joblib.dump(model, buffer, compress=3)
     return buffer.getvalue()
 
@@ -207,6 +207,8 @@ class Registry:
 
     def load(self, version: int) -> Any:
         """The fitted pipeline of ``version``, only after its checksum (and signature) verify."""
+        import joblib
+
         return joblib.load(io.BytesIO(self.verified_file(version)))
 
     # ---- alias -----------------------------------------------------------------------------------

@@ -170,11 +170,18 @@ def score_file(
     try:
         with storage.staged_file(staged) as local:
             with pq.ParquetWriter(local, schema, **PARQUET_WRITE_OPTIONS) as writer:
+                # batches are small to bound memory; outputs are gathered into row groups of ROW_GROUP_SIZE
+                # rows so readers get the same file layout whatever the batch size (each write is a row group)
+                pending: list[pa.Table] = []
                 for batch in parquet.iter_batches(
                     batch_size=batch_size or spec.scoring.batch_size, columns=spec.input_columns, use_threads=True
                 ):
-                    table = _score_batch(batch, spec, engine, schema, constants, result, known, stats)
-                    writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+                    pending.append(_score_batch(batch, spec, engine, schema, constants, result, known, stats))
+                    if sum(t.num_rows for t in pending) >= ROW_GROUP_SIZE:
+                        writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
+                        pending = []
+                if pending:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
             result.sha256, result.output_bytes = _digest(local)
     except (pa.ArrowInvalid, OSError, DataValidationError) as exc:
         if isinstance(exc, ObjectNotFoundError):

@@ -84,7 +84,13 @@ class EstimatorSpec(_Strict):
 class PreprocessingSpec(_Strict):
     numeric_impute: Literal["median", "mean", "none"] = "median"
     scale_numeric: bool = False
-    categorical_encoding: Literal["onehot", "ordinal"] = "onehot"
+    categorical_encoding: Literal["onehot", "ordinal", "native"] = Field(
+        default="onehot",
+        description=(
+            "onehot: one column per training category; ordinal: category codes as numbers; native: category codes "
+            "the estimator splits on as categories (HistGradientBoosting's categorical_features)."
+        ),
+    )
     max_categories: int | None = Field(default=None, ge=2, description="Cap on one-hot categories per column.")
 
 
@@ -138,7 +144,11 @@ class OnnxSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    batch_size: int = Field(default=131_072, ge=1_000)
+    batch_size: int = Field(
+        default=32_768,
+        ge=1_000,
+        description="Rows per record batch: bounds memory; 32k scores as fast as 131k (bench/bench_score.py).",
+    )
     passthrough: list[str] = Field(default_factory=list, description="Input columns copied to the output.")
 
 
@@ -214,6 +224,13 @@ class ModelSpec(_Strict):
         unknown = set(self.monitoring.unjudged_features) - seen
         if unknown:
             raise ValueError(f"monitoring.unjudged_features: {sorted(unknown)} are not features")
+        if self.preprocessing.categorical_encoding == "native" and "categorical_features" not in _init_params(
+            resolve_class(self.estimator.class_path)
+        ):
+            raise ValueError(
+                f"preprocessing.categorical_encoding: 'native' needs an estimator with categorical_features "
+                f"(e.g. sklearn.ensemble.HistGradientBoostingClassifier); {self.estimator.class_path} has none"
+            )
         if self.monitoring.psi_warn > self.monitoring.psi_alert:
             raise ValueError(
                 f"monitoring.psi_warn ({self.monitoring.psi_warn}) must not exceed "
@@ -243,6 +260,10 @@ class ModelSpec(_Strict):
         """SHA-256 of the spec's canonical JSON: the card records which spec trained a version."""
         canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _init_params(cls: type) -> set[str]:
+    return set(inspect.signature(cls).parameters)
 
 
 def resolve_class(path: str) -> type:

@@ -265,3 +265,31 @@ def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):
     before = engine.scores(frame)
     again = pickle.loads(pickle.dumps(engine))
     np.testing.assert_array_equal(again.score_batch(pa.Table.from_pandas(frame)), before)
+
+
+def test_native_categorical_model_is_not_exported_because_its_graph_would_score_differently(churn_spec, fitted):
+    """skl2onnx turns categorical splits into numeric thresholds: the export is refused, and the gate shows why."""
+    _, _, frame = fitted
+    spec = churn_spec.model_copy(
+        update={
+            "preprocessing": churn_spec.preprocessing.model_copy(update={"categorical_encoding": "native"}),
+            "estimator": churn_spec.estimator.model_copy(update={"params": {"max_iter": 30, "random_state": 0}}),
+        }
+    )
+    pipeline = fit(spec, frame)
+    assert pipeline.steps[-1][1].is_categorical_.sum() == len(spec.features.categorical)
+
+    export = export_pipeline(pipeline, spec, frame)
+    assert export.status == UNSUPPORTED and export.data is None
+    assert "native categorical splits" in export.reason
+
+    # what the refusal prevents: the converter's graph, gated like any other, fails the equivalence gate
+    from skl2onnx import convert_sklearn
+
+    from mlbatch.onnx_export import initial_types
+
+    options = {id(pipeline.steps[-1][1]): {"zipmap": False}}
+    forced = convert_sklearn(pipeline, initial_types=initial_types(spec), options=options).SerializeToString()
+    expected = SklearnEngine(pipeline, spec).scores(frame)
+    gate = onnx_equivalence(spec, {"status": EXPORTED}, forced, frame, expected)
+    assert gate["passed"] is False, gate

@@ -85,9 +85,9 @@ def _read_independently(settings: Settings, day: dt.date) -> pa.Table:
     return dataset.to_table(filter=ds.field("dt") == day.isoformat())
 
 
-def _files(settings: Settings, day: dt.date) -> list[str]:
+def _files(settings: Settings, day: dt.date, model: str = "churn") -> list[str]:
     fs, base = _arrow_fs(settings)
-    infos = fs.get_file_info(pafs.FileSelector(f"{base}/predictions/churn/dt={day}", allow_not_found=True))
+    infos = fs.get_file_info(pafs.FileSelector(f"{base}/predictions/{model}/dt={day}", allow_not_found=True))
     return sorted(i.path for i in infos if i.path.endswith(".parquet"))
 
 
@@ -287,3 +287,49 @@ def test_read_predictions_returns_only_published_partitions(local_flow_settings)
     assert len(frame) == 400
     assert len(scoring.read_predictions(storage, "churn", days[1], days[2])) == 200
     assert scoring.read_predictions(storage, "churn", days[1], days[1]).empty
+
+
+def test_native_categorical_model_with_an_underscore_name_is_published(local_flow_settings, tmp_path, monkeypatch):
+    """A spec named ``churn_native`` (artifact keys allow no ``_``) on native categoricals, in small batches."""
+    import yaml
+
+    from mlbatch.registry import serialize_model
+    from mlbatch.specs import load_spec
+    from mlbatch.training import fit, load_window, predict_scores
+
+    doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
+    doc["name"] = "churn_native"
+    doc["preprocessing"]["categorical_encoding"] = "native"
+    doc["estimator"]["params"]["max_iter"] = 20
+    doc["scoring"]["batch_size"] = 1_000
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "churn_native.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
+    settings = local_flow_settings.model_copy(update={"models_dir": models})
+    storage = settings.storage()
+    spec = load_spec(models / "churn_native.yaml")
+    write_sample(storage, SampleConfig(start=TRAIN_START, days=20, rows_per_day=300))
+    pipeline = fit(spec, load_window(storage, spec, TRAIN_START + dt.timedelta(days=20), window_days=20).frame)
+    registry = Registry(storage, "churn_native")
+    version = registry.register(serialize_model(pipeline), {"metrics": {"candidate": {}}})
+    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "setup")
+    registry.promote(version, "test setup", "setup")
+    _night(settings, rows=5_000, files=1)
+
+    state = score(model="churn_native", run_date=DAY, return_state=True)
+
+    assert state.is_completed(), state.message
+    manifest = scoring.read_manifest(storage, "churn_native", DAY)
+    assert manifest["rows_out"] == 5_000 and manifest["engines"] == ["sklearn"]
+    artifacts = _artifacts(_flow_run_id(state))
+    assert artifacts["markdown"].key == "scoring-churn-native"
+    assert artifacts["progress"].key == "scoring-progress-churn-native"
+    (path,) = _files(settings, DAY, model="churn_native")
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == 5_000
+    assert meta.num_row_groups == 1, "five 1,000-row batches are written as one row group, not five"
+    scored = pq.read_table(path, columns=["customer_id", "score"]).to_pandas()
+    raw = pd.read_parquet(f"{settings.storage_root}/raw/churn/dt={DAY}")
+    expected = pd.Series(predict_scores(pipeline, raw, spec), index=raw["customer_id"])
+    assert scored["score"].tolist() == pytest.approx(expected[scored["customer_id"]].tolist(), abs=1e-12)

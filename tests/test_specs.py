@@ -173,3 +173,16 @@ def test_several_mistakes_are_reported_together(tmp_path: Path, churn_raw: dict[
     with pytest.raises(SpecError) as err:
         load_spec(_write(tmp_path, raw))
     assert sorted(p.split(":")[0] for p in err.value.problems) == ["colour", "target", "task"]
+
+
+def test_native_categoricals_need_an_estimator_that_splits_on_categories(tmp_path, repo_root):
+    doc = yaml.safe_load((repo_root / "models" / "churn.yaml").read_text())
+    doc["preprocessing"]["categorical_encoding"] = "native"
+    (tmp_path / "churn.yaml").write_text(yaml.safe_dump(doc))
+    assert load_spec(tmp_path / "churn.yaml").preprocessing.categorical_encoding == "native"
+    doc["estimator"] = {"class": "sklearn.linear_model.LogisticRegression", "params": {}}
+    (tmp_path / "churn.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "churn.yaml")
+    message = str(info.value)
+    assert "churn.yaml" in message and "categorical_encoding" in message and "LogisticRegression" in message
