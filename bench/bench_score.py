@@ -133,8 +133,8 @@ def _settings(work: Path):
     return Settings(_env_file=None, storage_root=str(work / "lake"), models_dir=work / "models")
 
 
-def _champion(work: Path, model: str, engine: str):
-    """The spec and the champion's engine, loaded (checksum verified) before any clock starts."""
+def _champion(work: Path, model: str, engine: str, threads: int | None = None):
+    """The spec, the champion's card and its engine, loaded (checksum verified) before any clock starts."""
     from mlbatch.engines import select_engine
     from mlbatch.registry import Registry
     from mlbatch.specs import get_spec
@@ -143,7 +143,8 @@ def _champion(work: Path, model: str, engine: str):
     spec = get_spec(settings.models_dir, model)
     registry = Registry(settings.storage(), model)
     version = registry.champion()
-    return spec, version, select_engine(registry, version, spec, engine)  # type: ignore[arg-type]
+    scorer = select_engine(registry, version, spec, engine, threads=threads)  # type: ignore[arg-type]
+    return spec, registry.card(version), scorer
 
 
 def _inputs(work: Path) -> list[Path]:
@@ -186,26 +187,22 @@ def run_core(work: Path, model: str, engine: str) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from mlbatch import scoring
-    from mlbatch.engines import predict_threads, select_engine
+    from mlbatch.engines import predict_threads
     from mlbatch.partitions import partition_files
-    from mlbatch.registry import Registry
-    from mlbatch.specs import get_spec
 
     settings = _settings(work)
     storage = settings.storage()
-    spec = get_spec(settings.models_dir, model)
-    registry = Registry(storage, model)
-    version = registry.champion()
     threads = settings.predict_threads or predict_threads(settings.max_workers)
-    scorer = select_engine(registry, version, spec, engine, threads=threads)  # type: ignore[arg-type]
-    profile = registry.card(version).get("profile")
+    spec, card, scorer = _champion(work, model, engine, threads)
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
-    ctx = scoring.RunContext(model, version, "bench-core", started, DAY)
+    ctx = scoring.RunContext(model, card["version"], "bench-core", started, DAY)
     files = partition_files(storage, spec, DAY)
     with ThreadPoolExecutor(settings.max_workers) as pool:
         results = list(
-            pool.map(lambda obj: scoring.score_file(storage, spec, scorer, obj, ctx, profile=profile), files)
+            pool.map(
+                lambda obj: scoring.score_file(storage, spec, scorer, obj, ctx, profile=card.get("profile")), files
+            )
         )
     manifest = scoring.publish(storage, spec, ctx, results, overwrite=True, started_at=started)
     return {"rows": manifest["rows_out"], "seconds": time.perf_counter() - clock, "engines": manifest["engines"]}

@@ -227,7 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-parallel", type=int, default=4, help="dates scored at the same time (default 4)")
     p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
 
-
     p = add("monitor", cmd_monitor, "drift, realized performance and staleness of scored dates; report and alert")
     p.add_argument("--model", default="churn")
     p.add_argument("--start", type=_date, default=None, help="first date (default: --end)")

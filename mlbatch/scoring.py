@@ -173,13 +173,14 @@ def score_file(
                 # batches are small to bound memory; outputs are gathered into row groups of ROW_GROUP_SIZE
                 # rows so readers get the same file layout whatever the batch size (each write is a row group)
                 pending: list[pa.Table] = []
+                written = 0  # rows already in row groups; result.rows_out counts every scored row
                 for batch in parquet.iter_batches(
                     batch_size=batch_size or spec.scoring.batch_size, columns=spec.input_columns, use_threads=True
                 ):
                     pending.append(_score_batch(batch, spec, engine, schema, constants, result, known, stats))
-                    if sum(t.num_rows for t in pending) >= ROW_GROUP_SIZE:
+                    if result.rows_out - written >= ROW_GROUP_SIZE:
                         writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
-                        pending = []
+                        pending, written = [], result.rows_out
                 if pending:
                     writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
             result.sha256, result.output_bytes = _digest(local)

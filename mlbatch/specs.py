@@ -77,6 +77,11 @@ class EstimatorSpec(_Strict):
             )
         return self
 
+    def accepts(self, param: str) -> bool:
+        """Whether the estimator's constructor takes ``param`` (one with ``**kwargs`` takes anything)."""
+        parameters = inspect.signature(resolve_class(self.class_path)).parameters
+        return param in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
     def build(self) -> Any:
         return resolve_class(self.class_path)(**self.params)
 
@@ -224,9 +229,7 @@ class ModelSpec(_Strict):
         unknown = set(self.monitoring.unjudged_features) - seen
         if unknown:
             raise ValueError(f"monitoring.unjudged_features: {sorted(unknown)} are not features")
-        if self.preprocessing.categorical_encoding == "native" and "categorical_features" not in _init_params(
-            resolve_class(self.estimator.class_path)
-        ):
+        if self.preprocessing.categorical_encoding == "native" and not self.estimator.accepts("categorical_features"):
             raise ValueError(
                 f"preprocessing.categorical_encoding: 'native' needs an estimator with categorical_features "
                 f"(e.g. sklearn.ensemble.HistGradientBoostingClassifier); {self.estimator.class_path} has none"
@@ -260,10 +263,6 @@ class ModelSpec(_Strict):
         """SHA-256 of the spec's canonical JSON: the card records which spec trained a version."""
         canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _init_params(cls: type) -> set[str]:
-    return set(inspect.signature(cls).parameters)
 
 
 def resolve_class(path: str) -> type:

@@ -24,7 +24,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilter,
     TaskRunFilterName,
 )
-from tests_support import small_spec
+from tests_support import small_churn_spec
 
 from flows.backfill import backfill_scoring
 from flows.retrain import retrain
@@ -46,13 +46,9 @@ LOAD_DAYS, LOAD_FILES, LOAD_ROWS_PER_FILE = 60, 5, 200
 def lake(prefect_harness, repo_root, tmp_path_factory):
     """A small champion and the input partitions every test of this module scores (trained once)."""
     models = tmp_path_factory.mktemp("backfill-models")
-    small_spec(
+    small_churn_spec(
         repo_root / "models" / "churn.yaml",
-        models / "churn.yaml",
-        window_days=28,
-        holdout_days=7,
-        min_rows=1000,
-        max_iter=30,
+        models,
     )
     settings = Settings(_env_file=None, storage_root=str(tmp_path_factory.mktemp("backfill-lake")), models_dir=models)
     storage = settings.storage()

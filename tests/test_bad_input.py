@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.exceptions import ParameterTypeError
-from tests_support import small_spec
+from tests_support import small_churn_spec
 
 from flows.retrain import retrain
 from flows.score import score
@@ -40,13 +40,9 @@ GOOD_ROWS = 400
 def trained(prefect_harness, repo_root, tmp_path_factory):
     """One small champion shared by every case (training once keeps the corpus fast)."""
     models = tmp_path_factory.mktemp("bad-input-models")
-    small_spec(
+    small_churn_spec(
         repo_root / "models" / "churn.yaml",
-        models / "churn.yaml",
-        window_days=28,
-        holdout_days=7,
-        min_rows=1000,
-        max_iter=30,
+        models,
     )
     settings = Settings(_env_file=None, storage_root=str(tmp_path_factory.mktemp("bad-input-lake")), models_dir=models)
     with pytest.MonkeyPatch.context() as mp:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests_support import small_spec
+from tests_support import small_churn_spec
 
 from mlbatch import gates, retraining
 from mlbatch.cli import build_parser
@@ -82,13 +82,9 @@ def cli(tmp_path_factory, repo_root: Path) -> dict:
     assert MLBATCH.is_file(), f"console script not installed at {MLBATCH}"
     base = tmp_path_factory.mktemp("cli")
     models = base / "models"
-    small_spec(
+    small_churn_spec(
         repo_root / "models" / "churn.yaml",
-        models / "churn.yaml",
-        window_days=28,
-        holdout_days=7,
-        min_rows=1000,
-        max_iter=30,
+        models,
         max_regression_abs=1.0,  # version 2 passes the gates whatever its holdout score
     )
     settings = Settings(_env_file=None, storage_root=str(base / "lake"), models_dir=models)

@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from tests_support import small_spec
+from tests_support import small_churn_spec
 
 from mlbatch.errors import RegistryError
 from mlbatch.registry import PENDING, VALIDATED, Registry, serialize_model
@@ -34,13 +34,9 @@ AS_OF = START + dt.timedelta(days=DAYS)
 
 def test_killed_retrain_leaves_a_validated_champion(tmp_path, repo_root):
     models = tmp_path / "models"
-    small_spec(
+    small_churn_spec(
         repo_root / "models" / "churn.yaml",
-        models / "churn.yaml",
-        window_days=28,
-        holdout_days=7,
-        min_rows=1000,
-        max_iter=30,
+        models,
     )
     settings = Settings(_env_file=None, storage_root=str(tmp_path / "lake"), models_dir=models)
     storage = settings.storage()

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from tests_support import small_spec
+from tests_support import small_churn_spec
 
 from mlbatch.registry import Registry
 from mlbatch.sampledata import SampleConfig, write_sample
@@ -91,13 +91,9 @@ def stack(repo_root, tmp_path_factory) -> Iterator[dict]:
     """Server + deployments + worker, with sample data and a small spec in a temporary storage root."""
     home = tmp_path_factory.mktemp("prefect-home")
     models = tmp_path_factory.mktemp("e2e-models")
-    small_spec(
+    small_churn_spec(
         repo_root / "models" / "churn.yaml",
-        models / "churn.yaml",
-        window_days=28,
-        holdout_days=7,
-        min_rows=1000,
-        max_iter=30,
+        models,
     )
     settings = Settings(_env_file=None, storage_root=str(tmp_path_factory.mktemp("e2e-lake")), models_dir=models)
     write_sample(settings.storage(), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))

@@ -21,7 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from sklearn.metrics import roc_auc_score
-from tests_support import small_spec
+from tests_support import small_churn_spec
 
 from mlbatch import cli, retraining
 from mlbatch.drift import (
@@ -231,13 +231,9 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     from flows.score import score
 
     models = tmp_path / "models"
-    small_spec(
+    small_churn_spec(
         repo_root / "models" / "churn.yaml",
-        models / "churn.yaml",
-        window_days=28,
-        holdout_days=7,
-        min_rows=1000,
-        max_iter=30,
+        models,
     )
     monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
     storage = flow_settings.storage()

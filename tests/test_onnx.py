@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from tests_support import small_spec
+from tests_support import small_churn_spec
 
 from flows.retrain import retrain
 from flows.score import score
@@ -40,13 +40,9 @@ UNCONVERTIBLE = {"estimator__class": "sklearn.neighbors.NearestCentroid", "estim
 
 
 def _spec(repo_root: Path, models: Path, **overrides) -> Path:
-    return small_spec(
+    return small_churn_spec(
         repo_root / "models" / "churn.yaml",
-        models / "churn.yaml",
-        window_days=28,
-        holdout_days=7,
-        min_rows=1000,
-        max_iter=30,
+        models,
         **overrides,
     )
 

@@ -293,9 +293,8 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     """A spec named ``churn_native`` (artifact keys allow no ``_``) on native categoricals, in small batches."""
     import yaml
 
-    from mlbatch.registry import serialize_model
     from mlbatch.specs import load_spec
-    from mlbatch.training import fit, load_window, predict_scores
+    from mlbatch.training import predict_scores
 
     doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
     doc["name"] = "churn_native"
@@ -309,12 +308,8 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     settings = local_flow_settings.model_copy(update={"models_dir": models})
     storage = settings.storage()
     spec = load_spec(models / "churn_native.yaml")
-    write_sample(storage, SampleConfig(start=TRAIN_START, days=20, rows_per_day=300))
-    pipeline = fit(spec, load_window(storage, spec, TRAIN_START + dt.timedelta(days=20), window_days=20).frame)
-    registry = Registry(storage, "churn_native")
-    version = registry.register(serialize_model(pipeline), {"metrics": {"candidate": {}}})
-    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "setup")
-    registry.promote(version, "test setup", "setup")
+    version = install_champion(settings, start=TRAIN_START, model="churn_native")
+    pipeline = Registry(storage, "churn_native").load(version)
     _night(settings, rows=5_000, files=1)
 
     state = score(model="churn_native", run_date=DAY, return_state=True)

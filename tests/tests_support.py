@@ -31,6 +31,15 @@ def small_spec(src: Path, dst: Path, **overrides: Any) -> Path:
     return dst
 
 
+#: the small training shape most tests use: a retrain takes seconds, and every check and gate still means something
+SMALL_TRAINING = {"window_days": 28, "holdout_days": 7, "min_rows": 1000, "max_iter": 30}
+
+
+def small_churn_spec(src_spec: Path, models_dir: Path, **overrides: Any) -> Path:
+    """``models_dir/churn.yaml``: the example spec with ``SMALL_TRAINING`` and ``overrides`` applied."""
+    return small_spec(src_spec, models_dir / "churn.yaml", **{**SMALL_TRAINING, **overrides})
+
+
 def small_retrain_lake(settings: Any, models_dir: Path, src_spec: Path, *, days: int = 30, **overrides: Any) -> Path:
     """A small churn spec in ``models_dir`` (28-day window, 7-day holdout) and ``days`` of 300-row partitions.
 
@@ -41,15 +50,14 @@ def small_retrain_lake(settings: Any, models_dir: Path, src_spec: Path, *, days:
 
     from mlbatch.sampledata import SampleConfig, write_sample
 
-    params = {"window_days": 28, "holdout_days": 7, "min_rows": 1000, "max_iter": 30, **overrides}
-    path = small_spec(src_spec, models_dir / "churn.yaml", **params)
+    path = small_churn_spec(src_spec, models_dir, **overrides)
     write_sample(settings.storage(), SampleConfig(start=dt.date(2026, 1, 1), days=days, rows_per_day=300))
     return path
 
 
 @functools.lru_cache(maxsize=4)
-def _trained_artifact(models_dir: Path, start: Any, days: int, rows_per_day: int, seed: int) -> bytes:
-    """A fitted churn pipeline, trained once per session per set of arguments (training dominates set-up time)."""
+def _trained_artifact(models_dir: Path, model: str, start: Any, days: int, rows_per_day: int, seed: int) -> bytes:
+    """A fitted pipeline of ``model``'s spec, trained once per session per set of arguments (training is slow)."""
     import datetime as dt
     import tempfile
 
@@ -61,16 +69,23 @@ def _trained_artifact(models_dir: Path, start: Any, days: int, rows_per_day: int
 
     with tempfile.TemporaryDirectory(prefix="mlbatch-train-") as tmp:
         storage = open_storage(tmp)
-        spec = get_spec(models_dir, "churn")
+        spec = get_spec(models_dir, model)
         write_sample(storage, SampleConfig(start=start, days=days, rows_per_day=rows_per_day, seed=seed))
         frame = load_window(storage, spec, start + dt.timedelta(days=days), window_days=days).frame
         return serialize_model(fit(spec, frame))
 
 
 def install_champion(
-    settings: Any, *, start: Any, days: int = 20, rows_per_day: int = 300, promote: bool = True, seed: int = 42
+    settings: Any,
+    *,
+    start: Any,
+    days: int = 20,
+    rows_per_day: int = 300,
+    promote: bool = True,
+    seed: int = 42,
+    model: str = "churn",
 ) -> int:
-    """Register a validated version of a small churn model in ``settings``' registry (promoted unless told not to).
+    """Register a validated version of a small ``model`` in ``settings``' registry (promoted unless told not to).
 
     Scoring tests need a champion, not a training run: the model is trained
     once per session with the plain core and registered in each test's
@@ -79,8 +94,8 @@ def install_champion(
     """
     from mlbatch.registry import Registry
 
-    artifact = _trained_artifact(Path(settings.models_dir).resolve(), start, days, rows_per_day, seed)
-    registry = Registry(settings.storage(), "churn", settings.hmac_key())
+    artifact = _trained_artifact(Path(settings.models_dir).resolve(), model, start, days, rows_per_day, seed)
+    registry = Registry(settings.storage(), model, settings.hmac_key())
     version = registry.register(artifact, {"metrics": {"candidate": {}}})
     registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "setup")
     if promote:
