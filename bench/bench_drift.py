@@ -21,6 +21,7 @@ import numpy as np
 
 from mlbatch import retraining, scoring
 from mlbatch.engines import SklearnEngine
+from mlbatch.features import arrow_features
 from mlbatch.partitions import partition_files
 from mlbatch.profiles import ProfileAccumulator
 from mlbatch.sampledata import SampleConfig, write_sample
@@ -72,12 +73,12 @@ def main() -> None:
         for obj in files:
             acc = ProfileAccumulator(profile)
             for batch in storage.parquet_file(obj.key).iter_batches(
-                batch_size=spec.scoring.batch_size, columns=spec.input_columns
+                batch_size=spec.scoring.batch_size or engine.batch_rows, columns=spec.input_columns
             ):
-                frame = batch.to_pandas()
-                scores = np.random.default_rng(0).random(len(frame))
+                features = arrow_features(batch, spec)
+                scores = np.random.default_rng(0).random(batch.num_rows)
                 start = time.perf_counter()
-                acc.update(frame, scores)
+                acc.update({**features, **{c: batch.column(c) for c in spec.features.categorical}}, scores)
                 acc_seconds += time.perf_counter() - start
 
     # the fastest run of each mode: on a shared machine the slower runs measure the neighbours, not this code

@@ -86,7 +86,9 @@ def shape_spec(shape: str) -> dict[str, Any]:
     return doc
 
 
-def prepare(work: Path, rows: int, files: int, shapes: list[str], train_rows_per_day: int) -> dict[str, dict]:
+def prepare(
+    work: Path, rows: int, files: int, shapes: list[str], train_rows_per_day: int, batch_size: int | None = None
+) -> dict[str, dict]:
     """Sample data, and per shape a champion trained, exported and gated as the retraining flow does it."""
     import yaml
 
@@ -108,6 +110,8 @@ def prepare(work: Path, rows: int, files: int, shapes: list[str], train_rows_per
     info = {}
     for shape in shapes:
         doc = shape_spec(shape)
+        if batch_size:  # scoring.batch_size only: the champion trained by an earlier run stays valid
+            doc.setdefault("scoring", {})["batch_size"] = batch_size
         path = models / f"{doc['name']}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         spec = load_spec(path)
@@ -140,7 +144,7 @@ def _champion(work: Path, model: str, engine: str, threads: int | None = None):
     from mlbatch.specs import get_spec
 
     settings = _settings(work)
-    spec = get_spec(settings.models_dir, model)
+    spec = get_spec(settings.models_dir, model, resolve_estimator=False)  # as the score flow loads it
     registry = Registry(settings.storage(), model)
     version = registry.champion()
     scorer = select_engine(registry, version, spec, engine, threads=threads)  # type: ignore[arg-type]
@@ -272,7 +276,7 @@ def run_io(work: Path, model: str, engine: str) -> dict:
 
     from mlbatch.specs import get_spec
 
-    spec = get_spec(work / "models", model)
+    spec = get_spec(work / "models", model, resolve_estimator=False)
     out = Path(tempfile.mkdtemp(dir=work))
     clock = time.perf_counter()
     rows = 0
@@ -417,6 +421,7 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant: fastest rate, highest memory")
     parser.add_argument("--train-rows-per-day", type=int, default=1_000)
+    parser.add_argument("--batch-size", type=int, help="scoring.batch_size in every spec (default: the engine's)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--workdir", type=Path, help="keep data and champions here and reuse them next time")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "ENGINE", "MODEL"), help=argparse.SUPPRESS)
@@ -432,7 +437,7 @@ def main() -> int:
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     clock = time.perf_counter()
-    info = prepare(work, args.rows, args.files, shapes, args.train_rows_per_day)
+    info = prepare(work, args.rows, args.files, shapes, args.train_rows_per_day, args.batch_size)
     print(f"{args.rows:,} rows in {args.files} files under {work}; set-up {time.perf_counter() - clock:.0f} s")
     print(f"machine: {machine()}", flush=True)
     env = {

@@ -81,7 +81,7 @@ def backfill_scoring(
     """
     settings = current_settings()
     logger = get_run_logger()
-    spec = get_spec(settings.models_dir, model)
+    spec = get_spec(settings.models_dir, model, resolve_estimator=False)
     days = check_range(start, end)
     check_positive(max_parallel, "max_parallel")
     storage = settings.storage()

@@ -26,7 +26,7 @@ def monitor(model: ModelName = "churn", start: dt.date | None = None, end: dt.da
     """
     settings = current_settings()
     logger = get_run_logger()
-    spec = get_spec(settings.models_dir, model)
+    spec = get_spec(settings.models_dir, model, resolve_estimator=False)
     last = logical_date(end, settings, days_before=1, name="end")
     first = parse_date(start, "start") if start is not None else last
     dates = parse_range(first, last)

@@ -14,7 +14,7 @@ from mlbatch.specs import get_spec
 
 def _registry(model: str) -> Registry:
     settings = current_settings()
-    spec = get_spec(settings.models_dir, model)
+    spec = get_spec(settings.models_dir, model, resolve_estimator=False)
     return Registry(settings.storage(), spec.name, settings.hmac_key())
 
 

@@ -112,7 +112,7 @@ def score(
     """
     settings = current_settings()
     logger = get_run_logger()
-    spec = get_spec(settings.models_dir, model)
+    spec = get_spec(settings.models_dir, model, resolve_estimator=False)
     day = logical_date(run_date, settings, days_before=1, name="run_date")
     storage = settings.storage()
     registry = Registry(storage, spec.name, settings.hmac_key())

@@ -113,7 +113,7 @@ def _registry(args: argparse.Namespace, settings: Settings):
     from mlbatch.registry import Registry
     from mlbatch.specs import get_spec
 
-    spec = get_spec(settings.models_dir, args.model)
+    spec = get_spec(settings.models_dir, args.model, resolve_estimator=False)
     return spec, Registry(settings.storage(), spec.name, settings.hmac_key())
 
 

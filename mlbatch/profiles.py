@@ -8,10 +8,14 @@ columns keep category frequencies.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 QUANTILES = np.linspace(0, 1, 11)[1:-1]  # interior decile edges
 
@@ -67,15 +71,24 @@ def bin_counts(edges: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
     return counts, int(values.size - n)
 
 
-def category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
-    """Rows per category (keys as the profile stores them, ``str``) and the null count, in one hashing pass."""
+def category_counts(values: Any) -> tuple[dict[str, int], int]:
+    """Rows per category (keys as the profile stores them, ``str``) and the null count, in one hashing pass.
+
+    Counted in Arrow (``value_counts``) so scoring never builds Python objects per row for it;
+    a pandas Series or a list is converted first. NaN counts as missing, as ``pandas.isna`` does.
+    """
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(values, from_pandas=True)
     counts: dict[str, int] = {}
-    nulls = 0
-    for key, n in values.value_counts(dropna=False, sort=False).items():
-        if pd.isna(key):
-            nulls += int(n)
+    nulls = values.null_count
+    for item in pc.value_counts(values).to_pylist():
+        key, n = item["values"], item["counts"]
+        if key is None:
+            continue
+        if isinstance(key, float) and math.isnan(key):
+            nulls += n
         else:
-            counts[str(key)] = counts.get(str(key), 0) + int(n)
+            counts[str(key)] = counts.get(str(key), 0) + n
     return counts, nulls
 
 
@@ -102,22 +115,23 @@ class ProfileAccumulator:
         self.score = np.zeros(len(self.score_edges) + 1, dtype=np.int64)
         self._edges = {col: np.asarray(self.features[col]["edges"], dtype=float) for col in self.numeric}
 
-    def update(self, frame: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, int]]:
+    def update(self, columns: Mapping[str, Any] | pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, int]]:
         """Add one batch; returns the batch's category counts so the caller can reuse them (unseen counts).
 
-        One hashing pass per categorical column (``value_counts(dropna=False)``
-        gives nulls and categories together) and one comparison per edge per
-        numeric column (``bin_counts``) keep this a few percent of the prediction time.
+        ``columns`` maps each feature to its values: numerics as floats (NaN
+        for missing), categoricals as an Arrow array (or anything
+        ``category_counts`` takes); ``scores`` has one value per row. One hashing pass per categorical column
+        and one comparison per edge per numeric column (``bin_counts``) keep
+        this a few percent of the prediction time.
         """
-        self.rows += len(frame)
+        self.rows += len(scores)
         for col, counts in self.numeric.items():
-            x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            binned, nulls = bin_counts(self._edges[col], x)
+            binned, nulls = bin_counts(self._edges[col], np.asarray(columns[col], dtype=float))
             counts += binned
             self.nulls[col] += nulls
         batch: dict[str, dict[str, int]] = {}
         for col, counts in self.categorical.items():
-            batch[col], nulls = category_counts(frame[col])
+            batch[col], nulls = category_counts(columns[col])
             self.nulls[col] += nulls
             for key, n in batch[col].items():
                 counts[key] = counts.get(key, 0) + n

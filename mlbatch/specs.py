@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlbatch.errors import ParameterError, SpecError
 
@@ -59,13 +68,16 @@ class EstimatorSpec(_Strict):
 
     @field_validator("class_path")
     @classmethod
-    def _importable(cls, value: str) -> str:
-        resolve_class(value)
+    def _importable(cls, value: str, info: ValidationInfo) -> str:
+        if _resolving(info):
+            resolve_class(value)
         return value
 
     @model_validator(mode="after")
-    def _known_params(self) -> EstimatorSpec:
+    def _known_params(self, info: ValidationInfo) -> EstimatorSpec:
         # a misspelt parameter would otherwise fail (or be ignored) in the middle of the nightly retrain
+        if not _resolving(info):
+            return self
         signature = inspect.signature(resolve_class(self.class_path))
         accepted = {n for n, p in signature.parameters.items() if p.kind is not p.VAR_KEYWORD}
         if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
@@ -149,10 +161,13 @@ class OnnxSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    batch_size: int = Field(
-        default=32_768,
+    batch_size: int | None = Field(
+        default=None,
         ge=1_000,
-        description="Rows per record batch: bounds memory; 32k scores as fast as 131k (bench/bench_score.py).",
+        description=(
+            "Rows per record batch: bounds memory. Default: the engine's (ONNX Runtime 16,384, scikit-learn "
+            "32,768), each the smallest that scores as fast as 131,072 (bench/bench_score.py)."
+        ),
     )
     passthrough: list[str] = Field(default_factory=list, description="Input columns copied to the output.")
 
@@ -205,7 +220,7 @@ class ModelSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> ModelSpec:
+    def _consistent(self, info: ValidationInfo) -> ModelSpec:
         features = self.features.all
         if not features:
             raise ValueError("features: at least one numeric or categorical feature is required")
@@ -229,7 +244,8 @@ class ModelSpec(_Strict):
         unknown = set(self.monitoring.unjudged_features) - seen
         if unknown:
             raise ValueError(f"monitoring.unjudged_features: {sorted(unknown)} are not features")
-        if self.preprocessing.categorical_encoding == "native" and not self.estimator.accepts("categorical_features"):
+        native = self.preprocessing.categorical_encoding == "native"
+        if native and _resolving(info) and not self.estimator.accepts("categorical_features"):
             raise ValueError(
                 f"preprocessing.categorical_encoding: 'native' needs an estimator with categorical_features "
                 f"(e.g. sklearn.ensemble.HistGradientBoostingClassifier); {self.estimator.class_path} has none"
@@ -263,6 +279,11 @@ class ModelSpec(_Strict):
         """SHA-256 of the spec's canonical JSON: the card records which spec trained a version."""
         canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _resolving(info: ValidationInfo) -> bool:
+    """Whether this validation imports the estimator's class (see ``load_spec``'s ``resolve_estimator``)."""
+    return (info.context or {}).get("resolve_estimator", True)
 
 
 def resolve_class(path: str) -> type:
@@ -304,8 +325,15 @@ def _format_errors(exc: ValidationError) -> list[str]:
     return problems
 
 
-def load_spec(path: str | Path) -> ModelSpec:
+def load_spec(path: str | Path, *, resolve_estimator: bool = True) -> ModelSpec:
     """Load and validate one spec file.
+
+    ``resolve_estimator=False`` skips the checks that import the estimator's
+    class (its import path, its parameters, ``native`` support). Why: scoring,
+    monitoring and registry operations use the stored model, not the
+    estimator section, and importing scikit-learn only to check it costs a
+    scoring process ~77 MB and ~0.7 s, for nothing when ONNX Runtime scores.
+    Retraining (and the test that loads every shipped spec) keeps the full check.
 
     Raises:
         SpecError: naming the file and every offending key.
@@ -320,7 +348,7 @@ def load_spec(path: str | Path) -> ModelSpec:
     if not isinstance(raw, dict):
         raise SpecError(str(path), ["expected a mapping of keys at the top level"])
     try:
-        spec = ModelSpec.model_validate(raw)
+        spec = ModelSpec.model_validate(raw, context={"resolve_estimator": resolve_estimator})
     except ValidationError as exc:
         raise SpecError(str(path), _format_errors(exc)) from None
     if spec.name != path.stem:
@@ -332,12 +360,12 @@ def spec_names(models_dir: str | Path) -> list[str]:
     return sorted(p.stem for p in Path(models_dir).glob("*.yaml"))
 
 
-def get_spec(models_dir: str | Path, name: str) -> ModelSpec:
-    """The spec called ``name``; an unknown name lists the known ones."""
+def get_spec(models_dir: str | Path, name: str, *, resolve_estimator: bool = True) -> ModelSpec:
+    """The spec called ``name``; an unknown name lists the known ones (``resolve_estimator``: see ``load_spec``)."""
     if not _NAME.match(name or ""):
         raise ParameterError(f"invalid model name {name!r}: expected lowercase letters, digits, '_' or '-'")
     path = Path(models_dir) / f"{name}.yaml"
     if not path.exists():
         known = ", ".join(spec_names(models_dir)) or "none"
         raise ParameterError(f"unknown model {name!r}: no {path}; known models: {known}")
-    return load_spec(path)
+    return load_spec(path, resolve_estimator=resolve_estimator)

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from mlbatch.datachecks import schema_problems
 from mlbatch.errors import DataValidationError
+from mlbatch.features import MISSING_CATEGORY
 from mlbatch.partitions import list_partition_dates, partition_files
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DATE_COLUMN = "_partition_date"
-MISSING_CATEGORY = "__missing__"
 
 
 @dataclass

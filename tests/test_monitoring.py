@@ -64,7 +64,7 @@ def test_psi_is_zero_for_identical_distributions_and_grows_with_the_shift():
     values = []
     for shift in (0.0, 0.25, 0.5, 1.0):
         acc = ProfileAccumulator({"features": {"x": reference}})
-        acc.update(pd.DataFrame({"x": rng.normal(shift, 1, 20_000)}), np.array([]))
+        acc.update({"x": rng.normal(shift, 1, 20_000)}, rng.random(20_000))
         dist = numeric_distribution(reference, acc.result()["numeric"]["x"], acc.result()["nulls"]["x"])
         values.append(psi(dist.expected, dist.actual))
     assert psi(np.array([0.2, 0.3, 0.5]), np.array([2, 3, 5])) == pytest.approx(0.0, abs=1e-12)
@@ -76,7 +76,7 @@ def test_psi_is_zero_for_identical_distributions_and_grows_with_the_shift():
 def test_values_beyond_the_reference_range_land_in_the_overflow_bins():
     reference = numeric_profile(np.arange(1000.0))
     acc = ProfileAccumulator({"features": {"x": reference}})
-    acc.update(pd.DataFrame({"x": [-1e9, 5e9, np.nan]}), np.array([]))
+    acc.update({"x": np.array([-1e9, 5e9, np.nan])}, np.array([0.1, 0.5, 0.9]))
     counts = acc.result()["numeric"]["x"]
     dist = numeric_distribution(reference, counts, acc.result()["nulls"]["x"])
     assert counts[0] == 1 and counts[-1] == 1 and sum(counts) == 2

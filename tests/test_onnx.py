@@ -8,18 +8,21 @@ Data is small (30 days x 300 rows to train, 1,500 rows to score).
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from tests_support import small_churn_spec
+from tests_support import flow_process_env, small_churn_spec
 
 from flows.retrain import retrain
 from flows.score import score
-from mlbatch.engines import ONNX_GATE, OnnxEngine, SklearnEngine, arrow_features, select_engine
+from mlbatch.engines import ONNX_GATE, OnnxEngine, SklearnEngine, select_engine
 from mlbatch.errors import EngineError, IntegrityError
+from mlbatch.features import arrow_features
 from mlbatch.gates import onnx_equivalence
 from mlbatch.onnx_export import EXPORTED, FILE_NAME, UNSUPPORTED, export_pipeline
 from mlbatch.registry import REJECTED, VALIDATED, Registry, serialize_model, sha256
@@ -289,3 +292,33 @@ def test_native_categorical_model_is_not_exported_because_its_graph_would_score_
     expected = SklearnEngine(pipeline, spec).scores(frame)
     gate = onnx_equivalence(spec, {"status": EXPORTED}, forced, frame, expected)
     assert gate["passed"] is False, gate
+
+
+def test_a_night_scored_with_onnx_never_imports_scikit_learn(local_flow_settings, churn_spec, fitted, tmp_path):
+    """The memory the benchmark counts: scikit-learn with SciPy is ~77 MB of a worker process.
+
+    The score flow runs in its own process, as a worker runs it; the spec's
+    estimator section is not resolved there (``get_spec(resolve_estimator=False)``).
+    """
+    settings = local_flow_settings
+    storage = settings.storage()
+    registry, version = _registered(storage, churn_spec, fitted)
+    registry.promote(version, "test setup", "setup")
+    write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=1_000, files_per_day=2, seed=7))
+    child = (
+        "import datetime, sys\n"
+        "from flows.score import score\n"
+        f"result = score(model='churn', run_date=datetime.date.fromisoformat('{DAY}'))\n"
+        "print(result['status'], sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child],
+        env={**flow_process_env(settings, tmp_path / "prefect-home"), "MLBATCH_ENGINE": "auto"},
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "published []"
+    assert read_manifest(storage, "churn", DAY)["engines"] == ["onnx"]

@@ -186,3 +186,26 @@ def test_native_categoricals_need_an_estimator_that_splits_on_categories(tmp_pat
         load_spec(tmp_path / "churn.yaml")
     message = str(info.value)
     assert "churn.yaml" in message and "categorical_encoding" in message and "LogisticRegression" in message
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        {"class": "nosuchpkg.Model", "params": {}},
+        {"class": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {"no_such_param": 1}},
+    ],
+)
+def test_scoring_loads_a_spec_without_resolving_its_estimator(tmp_path: Path, churn_raw: dict[str, Any], estimator):
+    """Scoring uses the stored model: a broken estimator section stops the retrain, not tonight's scoring."""
+    raw = copy.deepcopy(churn_raw)
+    raw["estimator"] = estimator
+    path = _write(tmp_path, raw)
+    with pytest.raises(SpecError, match="estimator"):
+        load_spec(path)
+    spec = get_spec(tmp_path, "churn", resolve_estimator=False)
+    assert spec.estimator.class_path == estimator["class"]
+    assert spec.features.numeric == churn_raw["features"]["numeric"]
+    raw["features"]["numeric"].append("age")  # everything else is still checked
+    _write(tmp_path, raw)
+    with pytest.raises(SpecError, match="'age' is listed twice"):
+        get_spec(tmp_path, "churn", resolve_estimator=False)
