@@ -120,9 +120,10 @@ class ProfileAccumulator:
 
         ``columns`` maps each feature to its values: numerics as floats (NaN
         for missing), categoricals as an Arrow array (or anything
-        ``category_counts`` takes); ``scores`` has one value per row. One hashing pass per categorical column
-        and one comparison per edge per numeric column (``bin_counts``) keep
-        this a few percent of the prediction time.
+        ``category_counts`` takes); ``scores`` has one value per row. One
+        hashing pass per categorical column and one comparison per edge per
+        numeric column (``bin_counts``) keep this a few percent of the
+        prediction time.
         """
         self.rows += len(scores)
         for col, counts in self.numeric.items():
