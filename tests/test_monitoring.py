@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from prefect.client.orchestration import get_client
@@ -48,7 +49,7 @@ from mlbatch.monitoring import (
     table_dir,
     table_key,
 )
-from mlbatch.profiles import ProfileAccumulator, bin_counts, categorical_profile, numeric_profile
+from mlbatch.profiles import ProfileAccumulator, bin_counts, categorical_profile, category_counts, numeric_profile
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
 from mlbatch.scoring import read_manifest, read_predictions
@@ -82,6 +83,28 @@ def test_values_beyond_the_reference_range_land_in_the_overflow_bins():
     assert counts[0] == 1 and counts[-1] == 1 and sum(counts) == 2
     assert dist.labels[-1] == NULL and dist.actual[-1] == 1
     assert dist.labels[0].startswith("<") and dist.labels[-2].startswith(">=")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (pa.array(["a", "b", None, "a"]).dictionary_encode(), ({"a": 2, "b": 1}, 1)),  # Parquet's dictionary strings
+        (pa.array([1, 2, None, 2]), ({"1": 1, "2": 2}, 1)),  # keys as str(value), as the profile stores them
+        (pa.array([True, False, None]), ({"True": 1, "False": 1}, 1)),
+        (pa.array([1.0, float("nan"), None]), ({"1.0": 1}, 2)),  # NaN is missing, as pandas.isna says
+        (pd.Series(["x", None, np.nan, "x"]), ({"x": 2}, 2)),
+    ],
+)
+def test_category_counts_match_the_profiles_keys_and_count_missing_values(values, expected):
+    assert category_counts(values) == expected
+
+
+def test_category_counts_of_a_dictionary_batch_use_the_training_profiles_keys():
+    """Scoring counts categories from Arrow; monitoring compares them with a profile built from pandas."""
+    plans = ["basic", "pro", None, "basic", "family"]
+    profile = categorical_profile(pd.Series(plans))
+    counts, nulls = category_counts(pa.array(plans).dictionary_encode())
+    assert set(counts) == set(profile["shares"]) and nulls == 1
 
 
 @pytest.mark.parametrize("edges", [[], [1.0], [0.0, 5.0, 10.0], [0.1, 0.2, 0.3, 0.5, 0.8, 1.3, 2.1, 3.4, 5.5]])
