@@ -163,10 +163,11 @@ class OnnxEngine:
         return self._run(frame_feeds(frame, self.spec))
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
-        return self._run({c: v.reshape(-1, 1) for c, v in arrow_features(batch, self.spec, np.float32).items()})
+        return self.score_features(arrow_features(batch, self.spec))
 
     def score_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        numeric = set(self.spec.features.numeric)
+        """The graph's inputs are float32 numerics (see ``onnx_export``) and object-string categoricals."""
+        numeric = self.spec.features.numeric
         return self._run({c: (v.astype(np.float32) if c in numeric else v).reshape(-1, 1) for c, v in features.items()})
 
 

@@ -18,17 +18,16 @@ from mlbatch.specs import ModelSpec
 MISSING_CATEGORY = "__missing__"  # what a missing categorical value becomes: a category of its own
 
 
-def arrow_features(batch: pa.RecordBatch | pa.Table, spec: ModelSpec, dtype: type = np.float64) -> dict[str, Any]:
+def arrow_features(batch: pa.RecordBatch | pa.Table, spec: ModelSpec) -> dict[str, Any]:
     """The feature columns as ``training.model_input`` builds them, straight from Arrow.
 
-    Numerics: ``dtype`` with nulls and ±inf as NaN. Categoricals: strings with
+    Numerics: float64 with nulls and ±inf as NaN. Categoricals: strings with
     nulls as ``MISSING_CATEGORY``. Non-string categoricals (integers, booleans)
     go through pandas so their text is exactly ``str(value)`` as in training.
     """
     out: dict[str, Any] = {}
     for col in spec.features.numeric:
-        values = pc.cast(batch.column(col), pa.float64()).to_numpy(zero_copy_only=False)
-        values = values.astype(dtype, copy=True)
+        values = pc.cast(batch.column(col), pa.float64()).to_numpy(zero_copy_only=False).copy()  # Arrow's is read-only
         values[~np.isfinite(values)] = np.nan
         out[col] = values
     for col in spec.features.categorical:

@@ -27,7 +27,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from mlbatch.drift import ALERT, INFO, OK, WARN, Distribution, feature_distribution, psi, score_distribution, verdict
 from mlbatch.errors import MonitoringError
@@ -277,9 +276,7 @@ def read_history(storage: Storage, model: str, start: dt.date, end: dt.date) -> 
     keys = [k for k in keys if storage.exists(k)]
     if not keys:
         return pd.DataFrame(columns=TABLE_SCHEMA.names)
-    paths = [storage.arrow_path(k) for k in keys]
-    dataset = ds.dataset(paths, format="parquet", filesystem=storage.arrow_fs, schema=TABLE_SCHEMA)
-    return dataset.to_table().to_pandas()
+    return storage.read_table(keys, schema=TABLE_SCHEMA).to_pandas()
 
 
 def alert_reasons(rows: list[Row]) -> list[str]:

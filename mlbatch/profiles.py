@@ -115,8 +115,8 @@ class ProfileAccumulator:
         self.score = np.zeros(len(self.score_edges) + 1, dtype=np.int64)
         self._edges = {col: np.asarray(self.features[col]["edges"], dtype=float) for col in self.numeric}
 
-    def update(self, columns: Mapping[str, Any] | pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, int]]:
-        """Add one batch; returns the batch's category counts so the caller can reuse them (unseen counts).
+    def update(self, columns: Mapping[str, Any] | pd.DataFrame, scores: np.ndarray) -> int:
+        """Add one batch; returns its rows whose category the reference never saw (the manifest's unseen count).
 
         ``columns`` maps each feature to its values: numerics as floats (NaN
         for missing), categoricals as an Arrow array (or anything
@@ -130,14 +130,16 @@ class ProfileAccumulator:
             binned, nulls = bin_counts(self._edges[col], np.asarray(columns[col], dtype=float))
             counts += binned
             self.nulls[col] += nulls
-        batch: dict[str, dict[str, int]] = {}
+        unseen = 0
         for col, counts in self.categorical.items():
-            batch[col], nulls = category_counts(columns[col])
+            batch, nulls = category_counts(columns[col])
             self.nulls[col] += nulls
-            for key, n in batch[col].items():
+            reference = self.features[col]["shares"]
+            for key, n in batch.items():
                 counts[key] = counts.get(key, 0) + n
+                unseen += n if key not in reference else 0
         self.score += bin_counts(self.score_edges, np.asarray(scores, dtype=float))[0]
-        return batch
+        return unseen
 
     def result(self) -> dict[str, Any]:
         return {

@@ -37,7 +37,7 @@ from mlbatch.datachecks import schema_problems
 from mlbatch.engines import Engine
 from mlbatch.errors import ConflictError, DataValidationError, ObjectNotFoundError
 from mlbatch.features import arrow_features
-from mlbatch.profiles import ProfileAccumulator, category_counts
+from mlbatch.profiles import ProfileAccumulator
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import ObjectInfo, Storage, join
 from mlbatch.storage.base import PARQUET_WRITE_OPTIONS, ROW_GROUP_SIZE
@@ -142,12 +142,6 @@ class FileResult:
         return entry
 
 
-def _known_categories(profile: dict[str, Any] | None, spec: ModelSpec) -> dict[str, set[str]]:
-    """Categories seen in training per column; the card's profile nests them under ``features``."""
-    features = (profile or {}).get("features", {})
-    return {c: set(features[c]["shares"]) for c in spec.features.categorical if c in features}
-
-
 def score_file(
     storage: Storage,
     spec: ModelSpec,
@@ -179,7 +173,6 @@ def score_file(
     schema = output_schema(spec, parquet.schema_arrow).with_metadata(
         {"mlbatch.engine": engine.name, "mlbatch.model": ctx.model, "mlbatch.model_version": str(ctx.version)}
     )
-    known = _known_categories(profile, spec)
     stats = ProfileAccumulator(profile) if profile else None
     staged = join(staging_dir(ctx.model, ctx.day, ctx.run_id), name)
     constants = {
@@ -198,7 +191,7 @@ def score_file(
                 written = 0  # rows already in row groups; result.rows_out counts every scored row
                 rows = batch_size or spec.scoring.batch_size or engine.batch_rows
                 for batch in _batches(parquet, spec.input_columns, rows):
-                    pending.append(_score_batch(batch, spec, engine, schema, constants, result, known, stats))
+                    pending.append(_score_batch(batch, spec, engine, schema, constants, result, stats))
                     if result.rows_out - written >= ROW_GROUP_SIZE:
                         writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
                         pending, written = [], result.rows_out
@@ -238,7 +231,6 @@ def _score_batch(
     schema: pa.Schema,
     constants: dict[str, pa.Scalar],
     result: FileResult,
-    known: dict[str, set[str]],
     stats: ProfileAccumulator | None,
 ) -> pa.Table:
     """Score one batch and count what monitoring needs, all from Arrow and NumPy.
@@ -256,11 +248,8 @@ def _score_batch(
     else:
         prediction = pa.array(scores, type=pa.float64())
     result.missing_values += sum(_missing(batch.column(col)) for col in spec.features.all)
-    categorical = {col: batch.column(col) for col in spec.features.categorical}
-    batch_counts = stats.update({**features, **categorical}, scores) if stats is not None else {}
-    for col, categories in known.items():
-        counts = batch_counts[col] if col in batch_counts else category_counts(categorical[col])[0]
-        result.unseen_categories += sum(n for key, n in counts.items() if key not in categories)
+    if stats is not None:
+        result.unseen_categories += stats.update(profile_columns(batch, features, spec), scores)
     columns: dict[str, pa.Array] = {}
     for f in schema:
         if f.name == "prediction":
@@ -273,6 +262,11 @@ def _score_batch(
             columns[f.name] = batch.column(f.name)
     result.rows_out += n
     return pa.table(columns, schema=schema)
+
+
+def profile_columns(batch: pa.RecordBatch, features: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """What ``ProfileAccumulator.update`` counts: numerics as the model saw them, categoricals as read (nulls kept)."""
+    return {**features, **{col: batch.column(col) for col in spec.features.categorical}}
 
 
 def _missing(column: pa.Array) -> int:
