@@ -196,7 +196,7 @@ def run_core(work: Path, model: str, engine: str) -> dict:
 
     settings = _settings(work)
     storage = settings.storage()
-    threads = settings.predict_threads or predict_threads(settings.max_workers)
+    threads = settings.predict_threads or predict_threads(settings.max_workers * settings.batch_workers)
     spec, card, scorer = _champion(work, model, engine, threads)
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
@@ -205,7 +205,10 @@ def run_core(work: Path, model: str, engine: str) -> dict:
     with ThreadPoolExecutor(settings.max_workers) as pool:
         results = list(
             pool.map(
-                lambda obj: scoring.score_file(storage, spec, scorer, obj, ctx, profile=card.get("profile")), files
+                lambda obj: scoring.score_file(
+                    storage, spec, scorer, obj, ctx, profile=card.get("profile"), workers=settings.batch_workers
+                ),
+                files,
             )
         )
     manifest = scoring.publish(storage, spec, ctx, results, overwrite=True, started_at=started)

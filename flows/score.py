@@ -41,11 +41,18 @@ def task_runner(settings: Settings) -> Any:
     return ThreadPoolTaskRunner(max_workers=settings.max_workers)
 
 
+def _batch_workers(settings: Settings) -> int:
+    """Each Dask worker scores one batch at a time: its cluster already runs one worker per core."""
+    return 1 if settings.task_runner == "dask" else settings.batch_workers
+
+
 def _predict_threads(settings: Settings) -> int:
-    """Each Dask worker scores one file at a time with one thread; threads share this machine's cores."""
+    """Threads per prediction: this machine's cores shared by every batch scored at once (1 on Dask workers)."""
     if settings.predict_threads:
         return settings.predict_threads
-    return 1 if settings.task_runner == "dask" else predict_threads(settings.max_workers)
+    if settings.task_runner == "dask":
+        return 1
+    return predict_threads(settings.max_workers * settings.batch_workers)
 
 
 def score_files(
@@ -69,6 +76,7 @@ def score_files(
                     "obj": obj,
                     "ctx": ctx,
                     "profile": profile,
+                    "workers": _batch_workers(settings),
                 },
             )
             for obj in files
@@ -125,6 +133,13 @@ def score(
     # chosen (and checksum-verified) before the lease: engine=onnx without a validated graph writes nothing
     engine = select_engine(registry, chosen, spec, settings.engine, threads=_predict_threads(settings))
     logger.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, chosen, engine.name, settings.engine)
+    logger.info(
+        "%d files: %d at a time, %d batches of each at once, %d prediction threads per batch",
+        len(files),
+        1 if settings.task_runner == "dask" else settings.max_workers,
+        _batch_workers(settings),
+        _predict_threads(settings),
+    )
     this_run = run_id()
     started = dt.datetime.now(dt.UTC)
     scoring.acquire_lease(storage, spec.name, day, this_run)

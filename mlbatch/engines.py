@@ -49,17 +49,17 @@ class Engine(Protocol):
         ...
 
 
-def predict_threads(concurrent_tasks: int, cores: int | None = None) -> int:
-    """OpenMP threads per ``predict_proba`` call when ``concurrent_tasks`` files are scored at once.
+def predict_threads(concurrent_batches: int, cores: int | None = None) -> int:
+    """Threads per prediction when ``concurrent_batches`` batches (of one file or several) are scored at once.
 
-    Why: HistGradientBoosting predicts with OpenMP threads; two files scored at
-    once with two threads each oversubscribe the cores, and OpenMP's barriers
-    then wait on descheduled threads. Measured on a loaded 2-core machine:
-    one file scored alone ran 3-7x faster with one thread than with the
-    default; two files at once on a quiet machine showed no difference beyond
-    run-to-run noise (bench/bench_score.py).
+    Why: HistGradientBoosting predicts with OpenMP threads and ONNX Runtime
+    with its own pool; two batches scored at once with two threads each
+    oversubscribe the cores, and OpenMP's barriers then wait on descheduled
+    threads. Measured on a loaded 2-core machine: one file scored alone ran
+    3-7x faster with one thread than with the default; two at once showed no
+    difference beyond run-to-run noise on a quiet one (bench/bench_score.py).
     """
-    return max(1, (cores or os.cpu_count() or 1) // max(1, concurrent_tasks))
+    return max(1, (cores or os.cpu_count() or 1) // max(1, concurrent_batches))
 
 
 class SklearnEngine:
@@ -112,8 +112,8 @@ class OnnxEngine:
     """
 
     name = "onnx"
-    # a session run has little fixed cost: 16k-row batches score as fast as 32k with ~50 MB less at 2 files
-    # in flight (bench/bench_score.py)
+    # a session run has little fixed cost: 16k-row batches score as fast as 32k with ~50 MB less, measured with
+    # two files scored at once (bench/bench_score.py)
     batch_rows = 16_384
 
     def __init__(self, model: bytes, spec: ModelSpec, threads: int | None = None, *, spinning: bool = False) -> None:

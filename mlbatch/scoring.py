@@ -16,12 +16,14 @@ files are read in record batches and written batch by batch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -37,6 +39,7 @@ from mlbatch.datachecks import schema_problems
 from mlbatch.engines import Engine
 from mlbatch.errors import ConflictError, DataValidationError, ObjectNotFoundError
 from mlbatch.features import arrow_features
+from mlbatch.parallel import ordered_map
 from mlbatch.profiles import ProfileAccumulator
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import ObjectInfo, Storage, join
@@ -115,6 +118,15 @@ class RunContext:
     day: dt.date
 
 
+@dataclass(frozen=True)
+class BatchCounts:
+    """What one scored batch adds to its file's result."""
+
+    rows: int
+    missing_values: int
+    unseen_categories: int
+
+
 @dataclass
 class FileResult:
     """Outcome of one input file: scored and staged, or quarantined with the reason."""
@@ -135,6 +147,12 @@ class FileResult:
     unseen_categories: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def add(self, counts: BatchCounts) -> None:
+        self.rows_in += counts.rows
+        self.rows_out += counts.rows
+        self.missing_values += counts.missing_values
+        self.unseen_categories += counts.unseen_categories
+
     def manifest_entry(self) -> dict[str, Any]:
         entry = asdict(self)
         entry.pop("stats")
@@ -151,11 +169,14 @@ def score_file(
     *,
     profile: dict[str, Any] | None = None,
     batch_size: int | None = None,
+    workers: int = 1,
 ) -> FileResult:
     """Score one input file into the run's staging area; bad files come back with ``error`` set.
 
     A file that is not Parquet, or whose schema breaks the spec, is quarantined
     (not scored, reason recorded) instead of failing the whole run.
+    ``workers`` batches of the file are scored at once (see ``ordered_map``);
+    the output keeps the input's row order whatever their number.
     """
     name = output_name(obj.key)
     result = FileResult(obj.key, obj.size, obj.etag, name)
@@ -190,11 +211,17 @@ def score_file(
                 pending: list[pa.Table] = []
                 written = 0  # rows already in row groups; result.rows_out counts every scored row
                 rows = batch_size or spec.scoring.batch_size or engine.batch_rows
-                for batch in _batches(parquet, spec.input_columns, rows):
-                    pending.append(_score_batch(batch, spec, engine, schema, constants, result, stats))
-                    if result.rows_out - written >= ROW_GROUP_SIZE:
-                        writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
-                        pending, written = [], result.rows_out
+                step = _BatchStep(spec, engine, schema, constants, stats)
+                # closed explicitly so a failed write waits for the batches still being scored before quarantining
+                with contextlib.closing(
+                    ordered_map(step, _batches(parquet, spec.input_columns, rows), workers)
+                ) as done:
+                    for table, counts in done:
+                        result.add(counts)
+                        pending.append(table)
+                        if result.rows_out - written >= ROW_GROUP_SIZE:
+                            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
+                            pending, written = [], result.rows_out
                 if pending:
                     writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
             result.sha256, result.output_bytes = _digest(local)
@@ -224,44 +251,54 @@ def _batches(parquet: pq.ParquetFile, columns: list[str], rows: int) -> Iterator
         yield from parquet.iter_batches(batch_size=rows, row_groups=[group], columns=columns, use_threads=True)
 
 
-def _score_batch(
-    batch: pa.RecordBatch,
-    spec: ModelSpec,
-    engine: Engine,
-    schema: pa.Schema,
-    constants: dict[str, pa.Scalar],
-    result: FileResult,
-    stats: ProfileAccumulator | None,
-) -> pa.Table:
-    """Score one batch and count what monitoring needs, all from Arrow and NumPy.
+class _BatchStep:
+    """Score one batch and count what monitoring needs, all from Arrow and NumPy; safe to call from threads.
 
     Why no pandas: a DataFrame per batch (and its Python strings) cost ~10% of
     ONNX Runtime's scoring time and memory for values the engine, the
-    statistics and the output can each read from the batch directly.
+    statistics and the output can each read from the batch directly. Why the
+    statistics are added here under a lock rather than by the caller: they are
+    counts, so their order does not matter, and adding them in the worker keeps
+    the one ordered thread (reading and writing) free of per-batch work.
     """
-    features = arrow_features(batch, spec)  # numerics float64 (NaN for missing), categoricals as text
-    scores = engine.score_features(features)
-    n = batch.num_rows
-    result.rows_in += n
-    if spec.task == "binary":
-        prediction = pa.array((scores >= spec.validation.decision_threshold).astype(np.int64))
-    else:
-        prediction = pa.array(scores, type=pa.float64())
-    result.missing_values += sum(_missing(batch.column(col)) for col in spec.features.all)
-    if stats is not None:
-        result.unseen_categories += stats.update(profile_columns(batch, features, spec), scores)
-    columns: dict[str, pa.Array] = {}
-    for f in schema:
-        if f.name == "prediction":
-            columns[f.name] = prediction
-        elif f.name == "score":
-            columns[f.name] = pa.array(scores, type=pa.float64())
-        elif f.name in constants:
-            columns[f.name] = pa.repeat(constants[f.name], n)
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        engine: Engine,
+        schema: pa.Schema,
+        constants: dict[str, pa.Scalar],
+        stats: ProfileAccumulator | None,
+    ) -> None:
+        self.spec, self.engine, self.schema, self.constants, self.stats = spec, engine, schema, constants, stats
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: pa.RecordBatch) -> tuple[pa.Table, BatchCounts]:
+        spec = self.spec
+        features = arrow_features(batch, spec)  # numerics float64 (NaN for missing), categoricals as text
+        scores = self.engine.score_features(features)
+        n = batch.num_rows
+        if spec.task == "binary":
+            prediction = pa.array((scores >= spec.validation.decision_threshold).astype(np.int64))
         else:
-            columns[f.name] = batch.column(f.name)
-    result.rows_out += n
-    return pa.table(columns, schema=schema)
+            prediction = pa.array(scores, type=pa.float64())
+        missing = sum(_missing(batch.column(col)) for col in spec.features.all)
+        unseen = 0
+        if self.stats is not None:
+            columns = profile_columns(batch, features, spec)
+            with self._lock:
+                unseen = self.stats.update(columns, scores)
+        out: dict[str, pa.Array] = {}
+        for f in self.schema:
+            if f.name == "prediction":
+                out[f.name] = prediction
+            elif f.name == "score":
+                out[f.name] = pa.array(scores, type=pa.float64())
+            elif f.name in self.constants:
+                out[f.name] = pa.repeat(self.constants[f.name], n)
+            else:
+                out[f.name] = batch.column(f.name)
+        return pa.table(out, schema=self.schema), BatchCounts(n, missing, unseen)
 
 
 def profile_columns(batch: pa.RecordBatch, features: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:

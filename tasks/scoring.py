@@ -23,14 +23,17 @@ def score_file(
     obj: ObjectInfo,
     ctx: scoring.RunContext,
     profile: dict[str, Any] | None,
+    workers: int = 1,
 ) -> scoring.FileResult:
     """Retried on storage errors; the output name is deterministic, so a retry overwrites its own staging file."""
-    result = scoring.score_file(settings.storage(), spec, engine, obj, ctx, profile=profile)
+    result = scoring.score_file(settings.storage(), spec, engine, obj, ctx, profile=profile, workers=workers)
     logger = get_run_logger()
     if result.error:
         logger.error("quarantined %s: %s", obj.key, result.error)
     else:
-        logger.info("scored %s: %d rows in %.1fs", obj.key, result.rows_out, result.seconds)
+        logger.info(
+            "scored %s: %d rows in %.1fs, %d batches at once", obj.key, result.rows_out, result.seconds, workers
+        )
     return result
 
 

@@ -25,9 +25,11 @@ from mlbatch.errors import EngineError, IntegrityError
 from mlbatch.features import arrow_features
 from mlbatch.gates import onnx_equivalence
 from mlbatch.onnx_export import EXPORTED, FILE_NAME, UNSUPPORTED, export_pipeline
+from mlbatch.partitions import partition_files, partition_prefix
+from mlbatch.profiles import build_profile
 from mlbatch.registry import REJECTED, VALIDATED, Registry, serialize_model, sha256
 from mlbatch.sampledata import SampleConfig, generate_day, write_sample
-from mlbatch.scoring import read_manifest
+from mlbatch.scoring import RunContext, read_manifest, score_file
 from mlbatch.specs import load_spec
 from mlbatch.storage import join
 from mlbatch.training import fit, model_input
@@ -254,6 +256,45 @@ def test_arrow_features_match_the_training_input(churn_spec):
         np.testing.assert_array_equal(got[col], expected[col].to_numpy())
     for col in churn_spec.features.categorical:
         assert got[col].tolist() == expected[col].tolist()
+
+
+@pytest.mark.parametrize("engine_name", ["sklearn", "onnx"])
+def test_batches_scored_on_several_threads_stage_the_same_file_as_one_at_a_time(
+    local_settings, churn_spec, fitted, engine_name
+):
+    """``MLBATCH_BATCH_WORKERS`` changes how one file is scored, never what is written or counted."""
+    pipeline, export, frame = fitted
+    if engine_name == "sklearn":
+        engine = SklearnEngine(pipeline, churn_spec, threads=1)
+    else:
+        engine = OnnxEngine(export.data, churn_spec, threads=1)
+    storage = local_settings.storage()
+    storage.write_parquet(join(partition_prefix(churn_spec, DAY), "part-00000.parquet"), generate_day(DAY, 3000))
+    (obj,) = partition_files(storage, churn_spec, DAY)
+    profile = {
+        "features": build_profile(frame, churn_spec.features.numeric, churn_spec.features.categorical),
+        "score": build_profile(pd.DataFrame({"score": engine.scores(frame)}), ["score"], [])["score"],
+    }
+    ctx = RunContext(churn_spec.name, 1, "run-1", dt.datetime(2026, 3, 2, tzinfo=dt.UTC), DAY)
+
+    staged, results = [], []
+    for workers in (1, 3):
+        result = score_file(storage, churn_spec, engine, obj, ctx, profile=profile, batch_size=128, workers=workers)
+        assert result.error is None and result.engine == engine_name
+        staged.append(storage.read_table([result.staged_key]))
+        results.append(result)
+
+    one, several = results
+    assert one.rows_in == one.rows_out == 3000  # 24 batches of 128 rows
+    assert one.missing_values > 0  # the sample has missing values, so the counts below compare something
+    assert staged[1].equals(staged[0])
+    assert several.sha256 == one.sha256  # byte for byte: same row order, same row groups
+    assert several.stats == one.stats
+    assert (several.rows_out, several.missing_values, several.unseen_categories) == (
+        one.rows_out,
+        one.missing_values,
+        one.unseen_categories,
+    )
 
 
 def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):

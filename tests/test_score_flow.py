@@ -27,6 +27,7 @@ from tests_support import install_champion
 
 from flows.score import score
 from mlbatch import scoring
+from mlbatch.engines import predict_threads
 from mlbatch.errors import ObjectNotFoundError, ScoringError
 from mlbatch.registry import Registry
 from mlbatch.sampledata import SampleConfig, generate_day, write_sample
@@ -332,3 +333,53 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     raw = pd.read_parquet(f"{settings.storage_root}/raw/churn/dt={DAY}")
     expected = pd.Series(predict_scores(pipeline, raw, spec), index=raw["customer_id"])
     assert scored["score"].tolist() == pytest.approx(expected[scored["customer_id"]].tolist(), abs=1e-12)
+
+
+@pytest.mark.parametrize("files_at_once, batches_at_once", [(2, 1), (1, 3)])
+def test_files_or_batches_scored_in_parallel_publish_what_one_at_a_time_publishes(
+    local_flow_settings, tmp_path, monkeypatch, files_at_once, batches_at_once
+):
+    """``MLBATCH_MAX_WORKERS`` and ``MLBATCH_BATCH_WORKERS`` change how a night is scored, never what is published."""
+    import yaml
+
+    doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
+    doc["scoring"]["batch_size"] = 1_000  # 5,000-row files: five batches each, so several are in flight at once
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "churn.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
+    settings = local_flow_settings.model_copy(update={"models_dir": models})
+    storage = settings.storage()
+    install_champion(settings, start=TRAIN_START)
+    rows = 15_000
+    _night(settings, rows=rows)
+
+    published = []
+    for files, batches in ((1, 1), (files_at_once, batches_at_once)):
+        monkeypatch.setenv("MLBATCH_MAX_WORKERS", str(files))
+        monkeypatch.setenv("MLBATCH_BATCH_WORKERS", str(batches))
+        state = score(model="churn", run_date=DAY, overwrite=True, return_state=True)
+        assert state.is_completed(), state.message
+        threads = predict_threads(files * batches)
+        expected = (
+            f"3 files: {files} at a time, {batches} batches of each at once, {threads} prediction threads per batch"
+        )
+        logs = _logs(_flow_run_id(state))
+        assert expected in logs, "the flow did not plan the configured parallelism"
+        scored = [m for m in logs if m.startswith("scored ")]
+        assert len(scored) == FILES and all(m.endswith(f"{batches} batches at once") for m in scored), scored
+        manifest = scoring.read_manifest(storage, "churn", DAY)
+        published.append((_read_independently(settings, DAY), manifest))
+
+    (one, one_manifest), (parallel, parallel_manifest) = published
+    assert one.num_rows == rows
+    pd.testing.assert_frame_equal(_stable(one), _stable(parallel))
+    # within each file the rows keep the input's order
+    assert [pq.read_table(p, columns=["customer_id"]).column(0).to_pylist() for p in _files(settings, DAY)] == [
+        generate_day(DAY, rows, seed=42).column("customer_id").to_pylist()[i * 5000 : (i + 1) * 5000]
+        for i in range(FILES)
+    ]
+    counted = ("input_key", "rows_in", "rows_out", "missing_values", "unseen_categories", "engine")
+    assert [{k: f[k] for k in counted} for f in parallel_manifest["files"]] == [
+        {k: f[k] for k in counted} for f in one_manifest["files"]
+    ]
