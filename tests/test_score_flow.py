@@ -92,6 +92,16 @@ def _files(settings: Settings, day: dt.date, model: str = "churn") -> list[str]:
     return sorted(i.path for i in infos if i.path.endswith(".parquet"))
 
 
+def _with_spec(settings: Settings, doc: dict, models, monkeypatch) -> Settings:
+    """``settings`` pointed at a models directory holding only ``doc``, as a worker's environment would point it."""
+    import yaml
+
+    models.mkdir()
+    (models / f"{doc['name']}.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
+    return settings.model_copy(update={"models_dir": models})
+
+
 def _stable(table: pa.Table) -> pd.DataFrame:
     frame = table.drop_columns([c for c in [*VOLATILE, "dt"] if c in table.column_names]).to_pandas()
     return frame.sort_values("customer_id").reset_index(drop=True)
@@ -306,13 +316,9 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     doc["preprocessing"]["categorical_encoding"] = "native"
     doc["estimator"]["params"]["max_iter"] = 20
     doc["scoring"]["batch_size"] = 1_000
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "churn_native.yaml").write_text(yaml.safe_dump(doc))
-    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
-    settings = local_flow_settings.model_copy(update={"models_dir": models})
+    settings = _with_spec(local_flow_settings, doc, tmp_path / "models", monkeypatch)
     storage = settings.storage()
-    spec = load_spec(models / "churn_native.yaml")
+    spec = load_spec(settings.models_dir / "churn_native.yaml")
     version = install_champion(settings, start=TRAIN_START, model="churn_native")
     pipeline = Registry(storage, "churn_native").load(version)
     _night(settings, rows=5_000, files=1)
@@ -344,11 +350,7 @@ def test_files_or_batches_scored_in_parallel_publish_what_one_at_a_time_publishe
 
     doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
     doc["scoring"]["batch_size"] = 1_000  # 5,000-row files: five batches each, so several are in flight at once
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "churn.yaml").write_text(yaml.safe_dump(doc))
-    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
-    settings = local_flow_settings.model_copy(update={"models_dir": models})
+    settings = _with_spec(local_flow_settings, doc, tmp_path / "models", monkeypatch)
     storage = settings.storage()
     install_champion(settings, start=TRAIN_START)
     rows = 15_000
