@@ -71,7 +71,8 @@ class SklearnEngine:
     """
 
     name = "sklearn"
-    # each predict_proba call has a fixed cost of a few ms: 16k-row batches scored 17% slower than 32k
+    # the work around each batch has a fixed cost: 16k-row batches scored 4-17% slower than 32k in the flow, for
+    # ~40 MB less (bench/bench_score.py; README, Benchmark)
     batch_rows = 32_768
 
     def __init__(self, pipeline: Any, spec: ModelSpec, threads: int | None = None) -> None:
