@@ -191,13 +191,13 @@ def run_core(work: Path, model: str, engine: str) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from mlbatch import scoring
-    from mlbatch.engines import predict_threads
+    from mlbatch.parallel import Parallelism
     from mlbatch.partitions import partition_files
 
     settings = _settings(work)
     storage = settings.storage()
-    threads = settings.predict_threads or predict_threads(settings.max_workers * settings.batch_workers)
-    spec, card, scorer = _champion(work, model, engine, threads)
+    plan = Parallelism.from_settings(settings)
+    spec, card, scorer = _champion(work, model, engine, plan.threads)
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
     ctx = scoring.RunContext(model, card["version"], "bench-core", started, DAY)
@@ -206,7 +206,7 @@ def run_core(work: Path, model: str, engine: str) -> dict:
         results = list(
             pool.map(
                 lambda obj: scoring.score_file(
-                    storage, spec, scorer, obj, ctx, profile=card.get("profile"), workers=settings.batch_workers
+                    storage, spec, scorer, obj, ctx, profile=card.get("profile"), workers=plan.batches
                 ),
                 files,
             )

@@ -18,8 +18,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import artifact_key, current_settings, logical_date, run_id
 from mlbatch import scoring
-from mlbatch.engines import predict_threads, select_engine
+from mlbatch.engines import select_engine
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
+from mlbatch.parallel import Parallelism
 from mlbatch.parameters import ModelName
 from mlbatch.partitions import partition_files
 from mlbatch.registry import Registry
@@ -41,22 +42,14 @@ def task_runner(settings: Settings) -> Any:
     return ThreadPoolTaskRunner(max_workers=settings.max_workers)
 
 
-def _batch_workers(settings: Settings) -> int:
-    """Each Dask worker scores one batch at a time: its cluster already runs one worker per core."""
-    return 1 if settings.task_runner == "dask" else settings.batch_workers
-
-
-def _predict_threads(settings: Settings) -> int:
-    """Threads per prediction: this machine's cores shared by every batch scored at once (1 on Dask workers)."""
-    if settings.predict_threads:
-        return settings.predict_threads
-    if settings.task_runner == "dask":
-        return 1
-    return predict_threads(settings.max_workers * settings.batch_workers)
-
-
 def score_files(
-    settings: Settings, spec: ModelSpec, engine: Any, files: list, ctx: scoring.RunContext, profile: dict | None
+    settings: Settings,
+    spec: ModelSpec,
+    engine: Any,
+    files: list,
+    ctx: scoring.RunContext,
+    profile: dict | None,
+    batches: int,
 ) -> list[scoring.FileResult]:
     """Score each input file as its own task on the configured runner, reporting progress as files complete.
 
@@ -76,7 +69,7 @@ def score_files(
                     "obj": obj,
                     "ctx": ctx,
                     "profile": profile,
-                    "workers": _batch_workers(settings),
+                    "workers": batches,
                 },
             )
             for obj in files
@@ -131,15 +124,10 @@ def score(
         return {"model": spec.name, "date": day.isoformat(), "status": "skipped", "output": output}
     files = partition_files(storage, spec, day)
     # chosen (and checksum-verified) before the lease: engine=onnx without a validated graph writes nothing
-    engine = select_engine(registry, chosen, spec, settings.engine, threads=_predict_threads(settings))
+    plan = Parallelism.from_settings(settings)
+    engine = select_engine(registry, chosen, spec, settings.engine, threads=plan.threads)
     logger.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, chosen, engine.name, settings.engine)
-    logger.info(
-        "%d files: %d at a time, %d batches of each at once, %d prediction threads per batch",
-        len(files),
-        1 if settings.task_runner == "dask" else settings.max_workers,
-        _batch_workers(settings),
-        _predict_threads(settings),
-    )
+    logger.info(plan.describe(len(files)))
     this_run = run_id()
     started = dt.datetime.now(dt.UTC)
     scoring.acquire_lease(storage, spec.name, day, this_run)
@@ -155,7 +143,7 @@ def score(
         card = registry.card(chosen)
         ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
         clock = time.perf_counter()
-        results = score_files(settings, spec, engine, files, ctx, card.get("profile"))
+        results = score_files(settings, spec, engine, files, ctx, card.get("profile"), plan.batches)
         seconds = time.perf_counter() - clock
         manifest = t.publish_partition(settings, spec, ctx, results, overwrite, started)
     finally:

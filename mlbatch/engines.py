@@ -49,19 +49,6 @@ class Engine(Protocol):
         ...
 
 
-def predict_threads(concurrent_batches: int, cores: int | None = None) -> int:
-    """Threads per prediction when ``concurrent_batches`` batches (of one file or several) are scored at once.
-
-    Why: HistGradientBoosting predicts with OpenMP threads and ONNX Runtime
-    with its own pool; two batches scored at once with two threads each
-    oversubscribe the cores, and OpenMP's barriers then wait on descheduled
-    threads. Measured on a loaded 2-core machine: one file scored alone ran
-    3-7x faster with one thread than with the default; two at once showed no
-    difference beyond run-to-run noise on a quiet one (bench/bench_score.py).
-    """
-    return max(1, (cores or os.cpu_count() or 1) // max(1, concurrent_batches))
-
-
 class SklearnEngine:
     """The checksum-verified scikit-learn pipeline itself.
 

@@ -1,4 +1,4 @@
-"""An ordered map over a stream with a bounded number of items in flight.
+"""How a night's scoring shares the cores, and an ordered map over a stream with bounded items in flight.
 
 Why not ``ThreadPoolExecutor.map``: it submits the whole iterable at once, so
 a file's every batch would be read into memory before the first is scored.
@@ -6,13 +6,58 @@ a file's every batch would be read into memory before the first is scored.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from mlbatch.settings import Settings
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def predict_threads(concurrent_batches: int, cores: int | None = None) -> int:
+    """Threads per prediction when ``concurrent_batches`` batches (of one file or several) are scored at once.
+
+    Why: HistGradientBoosting predicts with OpenMP threads and ONNX Runtime
+    with its own pool; two batches scored at once with two threads each
+    oversubscribe the cores, and OpenMP's barriers then wait on descheduled
+    threads. Measured on a loaded 2-core machine: one file scored alone ran
+    3-7x faster with one thread than with the default; two at once showed no
+    difference beyond run-to-run noise on a quiet one (bench/bench_score.py).
+    """
+    return max(1, (cores or os.cpu_count() or 1) // max(1, concurrent_batches))
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """Files scored at once, batches of each file at once, and threads per prediction, derived once per run.
+
+    On Dask (``files`` is None) each worker scores one file at a time, one
+    batch at a time, with one thread: the cluster already runs a worker per core.
+    """
+
+    files: int | None
+    batches: int
+    threads: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Parallelism:
+        if settings.task_runner == "dask":
+            return cls(None, 1, settings.predict_threads or 1)
+        threads = settings.predict_threads or predict_threads(settings.max_workers * settings.batch_workers)
+        return cls(settings.max_workers, settings.batch_workers, threads)
+
+    def describe(self, n_files: int) -> str:
+        files = "one per Dask worker" if self.files is None else str(self.files)
+        return (
+            f"{n_files} files: {files} at a time, {self.batches} batches of each at once, "
+            f"{self.threads} prediction threads per batch"
+        )
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

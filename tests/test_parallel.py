@@ -89,3 +89,20 @@ def test_closing_early_waits_for_the_items_in_flight_and_starts_no_more():
     stream.close()
     assert len(started) <= 4  # the two consumed plus at most ``workers`` pulled ahead of them
     assert sorted(finished) == sorted(started)  # close returned only once every started item had finished
+
+
+def test_the_plan_shares_the_cores_between_files_and_batches_and_gives_dask_workers_one_of_each():
+    from mlbatch.parallel import Parallelism, predict_threads
+    from mlbatch.settings import Settings
+
+    threads = Parallelism.from_settings(Settings(_env_file=None, max_workers=1, batch_workers=2))
+    assert threads == Parallelism(1, 2, predict_threads(2))
+    assert (
+        threads.describe(8)
+        == f"8 files: 1 at a time, 2 batches of each at once, {predict_threads(2)} prediction threads per batch"
+    )
+    pinned = Settings(_env_file=None, max_workers=2, batch_workers=2, predict_threads=3)
+    assert Parallelism.from_settings(pinned).threads == 3
+    dask = Parallelism.from_settings(Settings(_env_file=None, task_runner="dask", batch_workers=4))
+    assert dask == Parallelism(None, 1, 1)
+    assert dask.describe(8).startswith("8 files: one per Dask worker at a time, 1 batches")

@@ -27,8 +27,8 @@ from tests_support import install_champion
 
 from flows.score import score
 from mlbatch import scoring
-from mlbatch.engines import predict_threads
 from mlbatch.errors import ObjectNotFoundError, ScoringError
+from mlbatch.parallel import predict_threads
 from mlbatch.registry import Registry
 from mlbatch.sampledata import SampleConfig, generate_day, write_sample
 from mlbatch.settings import Settings
