@@ -215,12 +215,19 @@ def run_core(work: Path, model: str, engine: str) -> dict:
     return {"rows": manifest["rows_out"], "seconds": time.perf_counter() - clock, "engines": manifest["engines"]}
 
 
+def _output_dir(work: Path, name: str) -> Path:
+    """One output directory per variant, overwritten by each run, so repeated runs do not fill the disk."""
+    out = work / name
+    out.mkdir(exist_ok=True)
+    return out
+
+
 def run_bare(work: Path, model: str, engine: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     spec, _, scorer = _champion(work, model, engine)
-    out = Path(tempfile.mkdtemp(dir=work))
+    out = _output_dir(work, f"bare-{model}-{engine}")
     schema = pa.schema([("customer_id", pa.int64()), ("score", pa.float64())])
     clock = time.perf_counter()
     rows = 0
@@ -280,7 +287,7 @@ def run_io(work: Path, model: str, engine: str) -> dict:
     from mlbatch.specs import get_spec
 
     spec = get_spec(work / "models", model, resolve_estimator=False)
-    out = Path(tempfile.mkdtemp(dir=work))
+    out = _output_dir(work, f"io-{model}")
     clock = time.perf_counter()
     rows = 0
     for path in _inputs(work):
