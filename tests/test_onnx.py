@@ -64,9 +64,13 @@ def _scored(storage, manifest: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values("customer_id", ignore_index=True)
 
 
-def test_example_spec_exports_passes_the_gate_and_both_engines_agree(flow_settings, repo_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("encoding", ["onehot", "native"])
+def test_retrained_version_exports_passes_the_gate_and_both_engines_agree(
+    flow_settings, repo_root, tmp_path, monkeypatch, encoding
+):
+    """The example spec as shipped, and on native categoricals: retrain, gate, score with each engine."""
     models = tmp_path / "models"
-    _spec(repo_root, models)
+    _spec(repo_root, models, preprocessing__categorical_encoding=encoding)
     settings = _use(monkeypatch, flow_settings, models)
     storage = settings.storage()
     write_sample(storage, SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
@@ -307,8 +311,10 @@ def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):
     np.testing.assert_array_equal(again.score_batch(pa.Table.from_pandas(frame)), before)
 
 
-def test_native_categorical_model_is_not_exported_because_its_graph_would_score_differently(churn_spec, fitted):
-    """skl2onnx turns categorical splits into numeric thresholds: the export is refused, and the gate shows why."""
+def test_native_categorical_model_is_exported_and_scores_like_scikit_learn_on_unseen_and_missing_values(
+    churn_spec, fitted
+):
+    """skl2onnx alone gets these models wrong (tests/test_onnx_categorical.py); the export fixes the graph."""
     _, _, frame = fitted
     spec = churn_spec.model_copy(
         update={
@@ -320,19 +326,16 @@ def test_native_categorical_model_is_not_exported_because_its_graph_would_score_
     assert pipeline.steps[-1][1].is_categorical_.sum() == len(spec.features.categorical)
 
     export = export_pipeline(pipeline, spec, frame)
-    assert export.status == UNSUPPORTED and export.data is None
-    assert "native categorical splits" in export.reason
+    assert export.status == EXPORTED, export.reason
 
-    # what the refusal prevents: the converter's graph, gated like any other, fails the equivalence gate
-    from skl2onnx import convert_sklearn
-
-    from mlbatch.onnx_export import initial_types
-
-    options = {id(pipeline.steps[-1][1]): {"zipmap": False}}
-    forced = convert_sklearn(pipeline, initial_types=initial_types(spec), options=options).SerializeToString()
-    expected = SklearnEngine(pipeline, spec).scores(frame)
-    gate = onnx_equivalence(spec, {"status": EXPORTED}, forced, frame, expected)
-    assert gate["passed"] is False, gate
+    scoring = frame.copy()
+    for i, col in enumerate(spec.features.categorical):  # a category training never saw, and missing values
+        scoring.loc[scoring.index % 7 == i, col] = "never-seen"
+        scoring.loc[scoring.index % 11 == i, col] = None
+    expected = SklearnEngine(pipeline, spec).scores(scoring)
+    np.testing.assert_allclose(OnnxEngine(export.data, spec, threads=1).scores(scoring), expected, atol=1e-5)
+    gate = onnx_equivalence(spec, export.card_section(), export.data, scoring, expected)
+    assert gate["passed"] is True, gate
 
 
 def test_a_night_scored_with_onnx_never_imports_scikit_learn(local_flow_settings, churn_spec, fitted, tmp_path):
