@@ -18,7 +18,8 @@ Each variant runs in its own cold process while the parent polls the RSS of
 that process tree (psutil) for its peak:
 
 - ``predict:<engine>``: the engine on every row already in memory, features prepared before the clock:
-  the floor every variant of that engine is compared with;
+  the floor every variant of that engine is compared with (scikit-learn: one call on every core; ONNX: one
+  slice of the rows per core, each on a one-thread session, which runs the faster onnx-extended kernel);
 - ``flow:<engine>``: the Prefect ``score`` flow (``MLBATCH_ENGINE``), run as a worker runs it: a process of its
   own talking to a Prefect server started once for the benchmark (the server's RSS is shown apart, not added);
   rows/s from the manifest's ``started_at`` to ``published_at``;
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -147,7 +149,7 @@ def _champion(work: Path, model: str, engine: str, threads: int | None = None):
     spec = get_spec(settings.models_dir, model, resolve_estimator=False)  # as the score flow loads it
     registry = Registry(settings.storage(), model)
     version = registry.champion()
-    scorer = select_engine(registry, version, spec, engine, threads=threads)  # type: ignore[arg-type]
+    scorer = select_engine(registry, version, spec, engine, threads=threads, kernel=settings.onnx_kernel)  # type: ignore[arg-type]
     return spec, registry.card(version), scorer
 
 
@@ -156,14 +158,30 @@ def _inputs(work: Path) -> list[Path]:
 
 
 def run_predict(work: Path, model: str, engine: str) -> dict:
+    import numpy as np
     import pandas as pd
 
     from mlbatch.onnx_export import frame_feeds
     from mlbatch.training import model_input
 
-    spec, _, scorer = _champion(work, model, engine)
+    sliced = engine == "onnx" and _settings(work).onnx_kernel == "onnx-extended"
+    spec, _, scorer = _champion(work, model, engine, threads=1 if sliced else None)
     frame = pd.read_parquet(work / "lake" / "raw" / "churn" / f"dt={DAY}", columns=spec.input_columns)
-    if engine == "onnx":
+    if sliced:
+        # one contiguous slice of the rows per core, each on a one-thread session: how the default tree kernel
+        # (onnx-extended, one thread per call) uses the machine best; with --onnx-kernel onnxruntime the floor is
+        # one call on every core, ONNX Runtime's own kernel splitting it over its pool
+        from concurrent.futures import ThreadPoolExecutor
+
+        feeds = frame_feeds(frame, spec)
+        scorer._run({k: v[:10] for k, v in feeds.items()})  # open the session before the clock
+        cores = os.cpu_count() or 1
+        bounds = np.linspace(0, len(frame), cores + 1, dtype=int)
+        slices = [{k: v[a:b] for k, v in feeds.items()} for a, b in itertools.pairwise(bounds)]
+        clock = time.perf_counter()
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(scorer._run, slices))
+    elif engine == "onnx":
         feeds = frame_feeds(frame, spec)
         clock = time.perf_counter()
         scorer._run(feeds)
@@ -444,6 +462,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant: fastest rate, highest memory")
     parser.add_argument("--train-rows-per-day", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, help="scoring.batch_size in every spec (default: the engine's)")
+    parser.add_argument(
+        "--onnx-kernel",
+        choices=["onnx-extended", "onnxruntime"],
+        default="onnx-extended",
+        help="tree kernel of the onnx variants (MLBATCH_ONNX_KERNEL)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--workdir", type=Path, help="keep data and champions here and reuse them next time")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "ENGINE", "MODEL"), help=argparse.SUPPRESS)
@@ -468,6 +492,7 @@ def main() -> int:
         "PREFECT_HOME": str(work / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        "MLBATCH_ONNX_KERNEL": args.onnx_kernel,
     }
     import psutil
 

@@ -125,7 +125,7 @@ def score(
     files = partition_files(storage, spec, day)
     # chosen (and checksum-verified) before the lease: engine=onnx without a validated graph writes nothing
     plan = Parallelism.from_settings(settings)
-    engine = select_engine(registry, chosen, spec, settings.engine, threads=plan.threads)
+    engine = select_engine(registry, chosen, spec, settings.engine, threads=plan.threads, kernel=settings.onnx_kernel)
     logger.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, chosen, engine.name, settings.engine)
     logger.info(plan.describe(len(files)))
     this_run = run_id()
@@ -145,6 +145,8 @@ def score(
         clock = time.perf_counter()
         results = score_files(settings, spec, engine, files, ctx, card.get("profile"), plan.batches)
         seconds = time.perf_counter() - clock
+        if getattr(engine, "kernel_used", None):  # None on Dask: the workers' copies opened the sessions
+            logger.info("ONNX tree kernel: %s", engine.kernel_used)
         manifest = t.publish_partition(settings, spec, ctx, results, overwrite, started)
     finally:
         scoring.release_lease(storage, spec.name, day, this_run)

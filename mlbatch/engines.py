@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from mlbatch.errors import EngineError
 from mlbatch.features import arrow_features
 from mlbatch.onnx_export import EXPORTED, FILE_NAME, frame_feeds
+from mlbatch.onnx_kernels import ONNX_EXTENDED, ONNXRUNTIME, OnnxKernel, session_inputs
 from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec
 from mlbatch.training import predict_scores
@@ -104,11 +105,21 @@ class OnnxEngine:
     # two files scored at once (bench/bench_score.py)
     batch_rows = 16_384
 
-    def __init__(self, model: bytes, spec: ModelSpec, threads: int | None = None, *, spinning: bool = False) -> None:
+    def __init__(
+        self,
+        model: bytes,
+        spec: ModelSpec,
+        threads: int | None = None,
+        *,
+        spinning: bool = False,
+        kernel: OnnxKernel = ONNX_EXTENDED,
+    ) -> None:
         self.model = model
         self.spec = spec
         self.threads = threads or os.cpu_count() or 1
         self.spinning = spinning
+        self.kernel = kernel  # asked for; ``kernel_used`` is what the session runs (see ``onnx_kernels``)
+        self.kernel_used: str | None = None
         self._session: Any = None
         self._output = ""
         self._lock = threading.Lock()  # files scored in parallel threads share one session, created once
@@ -129,6 +140,22 @@ class OnnxEngine:
         return np.asarray(result, dtype=np.float64).ravel()
 
     def _open(self) -> tuple[Any, str]:
+        graph, library, self.kernel_used = session_inputs(self.model, self.threads, self.kernel)
+        try:
+            session = self._session_of(graph, library)
+        except Exception as exc:  # the custom kernel refused the graph or its library did not load
+            if library is None:
+                raise
+            log.warning("onnx-extended tree kernel failed to open the graph (%s); using ONNX Runtime's", exc)
+            session, self.kernel_used = self._session_of(self.model, None), ONNXRUNTIME
+        names = [o.name for o in session.get_outputs()]
+        if self.spec.task != "binary":
+            return session, names[0]
+        if "probabilities" not in names:
+            raise EngineError(f"ONNX graph of {self.spec.name} has no 'probabilities' output; outputs: {names}")
+        return session, "probabilities"
+
+    def _session_of(self, graph: bytes, library: str | None) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -139,13 +166,9 @@ class OnnxEngine:
         # idle pool threads spin by default: on 2 cores shared with I/O threads and other jobs that burns the
         # CPU the next batch needs (see bench/bench_engines.py)
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
-        session = ort.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        if self.spec.task != "binary":
-            return session, names[0]
-        if "probabilities" not in names:
-            raise EngineError(f"ONNX graph of {self.spec.name} has no 'probabilities' output; outputs: {names}")
-        return session, "probabilities"
+        if library is not None:
+            options.register_custom_ops_library(library)
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         return self._run(frame_feeds(frame, self.spec))
@@ -173,7 +196,13 @@ def onnx_validated(card: dict[str, Any], verdict: dict[str, Any] | None) -> tupl
 
 
 def select_engine(
-    registry: Registry, version: int, spec: ModelSpec, choice: EngineChoice, *, threads: int | None = None
+    registry: Registry,
+    version: int,
+    spec: ModelSpec,
+    choice: EngineChoice,
+    *,
+    threads: int | None = None,
+    kernel: OnnxKernel = ONNX_EXTENDED,
 ) -> Engine:
     """The engine scoring ``version``: ONNX when asked (or, under ``auto``, when validated), else scikit-learn.
 
@@ -186,7 +215,7 @@ def select_engine(
     if choice != "sklearn":
         ok, why = onnx_validated(registry.card(version), registry.verdict(version))
         if ok:
-            return OnnxEngine(registry.verified_file(version, FILE_NAME), spec, threads)
+            return OnnxEngine(registry.verified_file(version, FILE_NAME), spec, threads, kernel=kernel)
         if choice == "onnx":
             raise EngineError(
                 f"engine=onnx but {registry.model} version {version} has no validated ONNX model: {why}; "

@@ -134,7 +134,7 @@ def onnx_equivalence(
     if model is None:
         reason = onnx_section.get("reason") or "no model.onnx was stored"
         return verdict(ONNX_GATE, False, f"no ONNX model: {reason}", required=cfg.required)
-    scores = OnnxEngine(model, spec).scores(holdout)
+    scores = OnnxEngine(model, spec, threads=1).scores(holdout)  # one thread: the tree kernel scoring runs
     diff = np.abs(scores - expected)
     max_diff = float(np.nanmax(diff)) if len(diff) else 0.0
     mismatched = int(((diff > cfg.atol) | (np.isnan(scores) != np.isnan(expected))).sum())

@@ -22,6 +22,7 @@ Environment variables read (all optional):
 - ``MLBATCH_BATCH_WORKERS``: batches of one file scored at once by the thread runner (1 on Dask workers).
 - ``MLBATCH_PREDICT_THREADS``: threads per prediction; default cores / batches scored at once (1 on Dask workers).
 - ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
+- ``MLBATCH_ONNX_KERNEL``: tree kernel of the ONNX engine, ``onnx-extended`` (default) or ``onnxruntime``.
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
 - ``MLBATCH_MONITOR_AFTER_SCORING``: the score flow runs the monitor flow on its date once published.
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
         default=None, ge=1, le=256, description="OpenMP threads per prediction; None: cores / concurrent files."
     )
     engine: Literal["auto", "sklearn", "onnx"] = Field(default="auto", description="Scoring engine.")
+    onnx_kernel: Literal["onnx-extended", "onnxruntime"] = Field(
+        default="onnx-extended", description="Tree kernel of one-thread ONNX sessions (see mlbatch.onnx_kernels)."
+    )
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")
     monitor_after_scoring: bool = Field(

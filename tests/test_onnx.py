@@ -301,6 +301,59 @@ def test_batches_scored_on_several_threads_stage_the_same_file_as_one_at_a_time(
     )
 
 
+def test_one_thread_onnx_sessions_run_the_onnx_extended_kernel_and_score_like_onnx_runtime(churn_spec, fitted):
+    _pipeline, export, frame = fitted
+    fast = OnnxEngine(export.data, churn_spec, threads=1)
+    builtin = OnnxEngine(export.data, churn_spec, threads=1, kernel="onnxruntime")
+    pooled = OnnxEngine(export.data, churn_spec, threads=2)  # several threads: ONNX Runtime's kernel uses its pool
+
+    expected = builtin.scores(frame)
+    np.testing.assert_allclose(fast.scores(frame), expected, atol=1e-6)
+    np.testing.assert_allclose(pooled.scores(frame), expected, atol=1e-6)
+    used = (fast.kernel_used, builtin.kernel_used, pooled.kernel_used)
+    assert used == ("onnx-extended", "onnxruntime", "onnxruntime")
+
+
+@pytest.mark.parametrize(
+    "setup, kernel",
+    [
+        ("import os; os.environ['OMP_NUM_THREADS'] = '1'", "onnx-extended"),  # crashed its parallel path in 0.5.0
+        ("sys.modules['onnx_extended'] = None", "onnxruntime"),  # not installed: the built-in kernel, and a warning
+    ],
+    ids=["omp-one-thread", "not-installed"],
+)
+def test_onnx_engine_in_a_fresh_process_scores_with_the_kernel_it_can(churn_spec, fitted, tmp_path, setup, kernel):
+    _pipeline, export, frame = fitted
+    model, rows, scores = tmp_path / "model.onnx", tmp_path / "rows.parquet", tmp_path / "scores.npy"
+    model.write_bytes(export.data)
+    frame.to_parquet(rows)
+    child = (
+        f"import sys\n{setup}\n"
+        "import numpy as np, pandas as pd\n"
+        "from pathlib import Path\n"
+        "from mlbatch.engines import OnnxEngine\n"
+        "from mlbatch.specs import load_spec\n"
+        f"spec = load_spec(Path({str(Path(__file__).resolve().parent.parent / 'models' / 'churn.yaml')!r}))\n"
+        f"engine = OnnxEngine(Path({str(model)!r}).read_bytes(), spec, threads=1)\n"
+        f"np.save({str(scores)!r}, engine.scores(pd.read_parquet({str(rows)!r})))\n"
+        "print(engine.kernel_used)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == kernel
+    expected = OnnxEngine(export.data, churn_spec, threads=1, kernel="onnxruntime").scores(frame)
+    np.testing.assert_allclose(np.load(scores), expected, atol=1e-6)
+    if kernel == "onnxruntime":
+        assert "onnx-extended tree kernel unavailable (ModuleNotFoundError" in proc.stderr
+
+
 def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):
     import pickle
 
@@ -366,3 +419,4 @@ def test_a_night_scored_with_onnx_never_imports_scikit_learn(local_flow_settings
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "published []"
     assert read_manifest(storage, "churn", DAY)["engines"] == ["onnx"]
+    assert "ONNX tree kernel: onnx-extended" in proc.stdout + proc.stderr  # the default plan: one thread per batch

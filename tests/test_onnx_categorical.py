@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlbatch.onnx_categorical import TreeRewriteError, rewrite_native_categoricals
+from mlbatch.onnx_kernels import ONNX_EXTENDED, ONNXRUNTIME, fast_tree_graph
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")  # skl2onnx's
 
@@ -44,7 +45,7 @@ def _data(rows: int, seed: int, *, scoring: bool = False) -> tuple[np.ndarray, n
     return x, signal + rng.normal(0, 0.5, rows)
 
 
-def _onnx(model, n_features: int = N_FEATURES, *, rewrite: bool = True):
+def _onnx(model, n_features: int = N_FEATURES, *, rewrite: bool = True, kernel: str = ONNXRUNTIME):
     import onnxruntime as ort
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
@@ -53,7 +54,12 @@ def _onnx(model, n_features: int = N_FEATURES, *, rewrite: bool = True):
     options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "classes_") else None
     graph = convert_sklearn(model, initial_types=[("X", FloatTensorType([None, n_features]))], options=options)
     rewritten = rewrite_native_categoricals(graph, estimator) if rewrite else 0
-    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    data, session_options = graph.SerializeToString(), ort.SessionOptions()
+    session_options.intra_op_num_threads = 1
+    if kernel == ONNX_EXTENDED:  # the tree kernel scoring uses by default, on the same rewritten graph
+        data, library = fast_tree_graph(data)
+        session_options.register_custom_ops_library(library)
+    session = ort.InferenceSession(data, session_options, providers=["CPUExecutionProvider"])
     return session, rewritten
 
 
@@ -67,8 +73,9 @@ def _categorical_nodes(estimator) -> tuple[int, set[bool]]:
     return len(nodes), {bool(n["missing_go_to_left"]) for n in nodes}
 
 
+@pytest.mark.parametrize("kernel", [ONNXRUNTIME, ONNX_EXTENDED])
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
-def test_converted_native_categorical_model_scores_like_scikit_learn(kind):
+def test_converted_native_categorical_model_scores_like_scikit_learn(kind, kernel):
     x, y = _data(4000, seed=1)
     if kind == "regression":
         model = HistGradientBoostingRegressor(categorical_features=[1, 3], max_iter=40, random_state=0)
@@ -80,7 +87,7 @@ def test_converted_native_categorical_model_scores_like_scikit_learn(kind):
     splits, missing_sides = _categorical_nodes(model)
     assert splits > 20 and missing_sides == {True, False}  # both rules of the rewrite are exercised
 
-    session, rewritten = _onnx(model)
+    session, rewritten = _onnx(model, kernel=kernel)
     scoring, _ = _data(3000, seed=2, scoring=True)
     expected = model.predict_proba(scoring) if kind != "regression" else model.predict(scoring)
     got = _run(session, scoring, kind != "regression")
