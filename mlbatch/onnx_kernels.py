@@ -3,11 +3,12 @@
 Why: ONNX Runtime's own ``TreeEnsemble*`` kernel is 93-96% of a scoring
 session's time. onnx-extended (by an ONNX Runtime and skl2onnx maintainer)
 ships a drop-in kernel for the same operators, registered as a custom-op
-library; on one thread it scored the benchmark's graphs 1.33x (one-hot) and
-1.48x (native categoricals) faster than the built-in kernel, to within
-5e-7 (``bench/bench_engines.py``). The stored ``model.onnx`` stays standard
-ONNX: the swap happens in memory when a session opens, and the equivalence
-gate runs through the same engine, so what passes the gate is what scores.
+library. On the benchmark's graphs it scored rows in memory 1.43x (one-hot)
+and 1.91x (native categoricals) faster than the built-in kernel, and the
+flow 1.29x and 1.24x, to within 5e-7 (``bench/bench_score.py --onnx-kernel``,
+README "Choosing the engine"). The stored ``model.onnx`` stays standard ONNX:
+the swap happens in memory when a session opens, and the equivalence gate
+runs through the same engine, so what passes the gate is what scores.
 
 Only for one-thread sessions, the flow's default (one thread per batch, two
 batches at once): the kernel's own multi-threaded path is switched off by its
@@ -21,12 +22,13 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from mlbatch.onnx_categorical import TREE_OPS
+
 log = logging.getLogger(__name__)
 
 ONNX_EXTENDED, ONNXRUNTIME = "onnx-extended", "onnxruntime"
 OnnxKernel = Literal["onnx-extended", "onnxruntime"]
 DOMAIN = "onnx_extended.ortops.optim.cpu"
-TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 #: thresholds (trees, rows) above which the kernel would split a call across threads: never
 _SEQUENTIAL = {"parallel_tree": 1 << 30, "parallel_tree_N": 1 << 30, "parallel_N": 1 << 30}
 
