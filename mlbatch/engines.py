@@ -97,7 +97,9 @@ class OnnxEngine:
     The session is created lazily and dropped when pickled, so the engine can
     be shipped to Dask workers as bytes; ``threads`` bounds ONNX Runtime's
     intra-op pool so concurrent files do not oversubscribe the cores, and idle
-    pool threads sleep instead of spinning unless ``spinning`` is set.
+    pool threads sleep instead of spinning unless ``spinning`` is set. A
+    one-thread session runs the tree ensemble on ``kernel`` (see
+    ``mlbatch.onnx_kernels``); ``kernel_used`` says which one it opened with.
     """
 
     name = "onnx"
