@@ -35,12 +35,28 @@ def numeric_profile(values: np.ndarray) -> dict[str, Any]:
     }
 
 
+def category_key(value: Any) -> str:
+    """The profile's key for one category value, the same at training and at scoring.
+
+    Why not ``str(value)``: pandas turns an integer column with nulls into
+    floats, so training saw ``1.0`` where scoring, counting Arrow's int64,
+    sees ``1``, and every such category read as unseen. Whole numbers are
+    keyed without ``.0`` on both sides.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def categorical_profile(values: pd.Series) -> dict[str, Any]:
     counts = values.astype("object").where(values.notna(), None).value_counts(dropna=True)
     total = max(len(values), 1)
+    shares: dict[str, float] = {}
+    for k, v in counts.items():
+        shares[category_key(k)] = shares.get(category_key(k), 0.0) + float(v / total)
     return {
         "kind": "categorical",
-        "shares": {str(k): float(v / total) for k, v in counts.items()},
+        "shares": shares,
         "null_rate": float(values.isna().mean()) if len(values) else 0.0,
     }
 
@@ -72,7 +88,7 @@ def bin_counts(edges: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def category_counts(values: Any) -> tuple[dict[str, int], int]:
-    """Rows per category (keys as the profile stores them, ``str``) and the null count, in one hashing pass.
+    """Rows per category (keys as the profile stores them, ``category_key``) and the null count, in one hashing pass.
 
     Counted in Arrow (``value_counts``) so scoring never builds Python objects per row for it;
     a pandas Series or a list is converted first. NaN counts as missing, as ``pandas.isna`` does.
@@ -88,7 +104,7 @@ def category_counts(values: Any) -> tuple[dict[str, int], int]:
         if isinstance(key, float) and math.isnan(key):
             nulls += n
         else:
-            counts[str(key)] = counts.get(str(key), 0) + n
+            counts[category_key(key)] = counts.get(category_key(key), 0) + n
     return counts, nulls
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -49,7 +50,14 @@ from mlbatch.monitoring import (
     table_dir,
     table_key,
 )
-from mlbatch.profiles import ProfileAccumulator, bin_counts, categorical_profile, category_counts, numeric_profile
+from mlbatch.profiles import (
+    ProfileAccumulator,
+    bin_counts,
+    build_profile,
+    categorical_profile,
+    category_counts,
+    numeric_profile,
+)
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
 from mlbatch.scoring import read_manifest, read_predictions
@@ -91,7 +99,7 @@ def test_values_beyond_the_reference_range_land_in_the_overflow_bins():
         (pa.array(["a", "b", None, "a"]).dictionary_encode(), ({"a": 2, "b": 1}, 1)),  # Parquet's dictionary strings
         (pa.array([1, 2, None, 2]), ({"1": 1, "2": 2}, 1)),  # keys as str(value), as the profile stores them
         (pa.array([True, False, None]), ({"True": 1, "False": 1}, 1)),
-        (pa.array([1.0, float("nan"), None]), ({"1.0": 1}, 2)),  # NaN is missing, as pandas.isna says
+        (pa.array([1.0, 2.5, float("nan"), None]), ({"1": 1, "2.5": 1}, 2)),  # NaN is missing, as pandas.isna says
         (pd.Series(["x", None, np.nan, "x"]), ({"x": 2}, 2)),
     ],
 )
@@ -105,6 +113,22 @@ def test_category_counts_of_a_dictionary_batch_use_the_training_profiles_keys():
     profile = categorical_profile(pd.Series(plans))
     counts, nulls = category_counts(pa.array(plans).dictionary_encode())
     assert set(counts) == set(profile["shares"]) and nulls == 1
+
+
+def test_an_integer_categorical_with_nulls_gets_the_same_keys_at_training_and_at_scoring(tmp_path):
+    """pandas reads such a column as floats (1.0) at training; scoring counts Arrow's int64 (1)."""
+    table = pa.table({"store": pa.array([1, 2, None, 2, 7], pa.int64())})
+    pq.write_table(table, tmp_path / "day.parquet")
+    training = pd.read_parquet(tmp_path / "day.parquet")
+    assert training["store"].dtype == np.float64  # what makes the keys differ
+
+    reference = build_profile(training, [], ["store"])
+    accumulator = ProfileAccumulator({"features": reference, "score": numeric_profile(np.linspace(0, 1, 10))})
+    unseen = accumulator.update({"store": table.column("store")}, np.full(5, 0.5))
+
+    assert set(reference["store"]["shares"]) == {"1", "2", "7"}
+    assert unseen == 0
+    assert accumulator.result()["categorical"]["store"] == {"1": 1, "2": 2, "7": 1}
 
 
 @pytest.mark.parametrize("edges", [[], [1.0], [0.0, 5.0, 10.0], [0.1, 0.2, 0.3, 0.5, 0.8, 1.3, 2.1, 3.4, 5.5]])
