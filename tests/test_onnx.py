@@ -354,6 +354,33 @@ def test_onnx_engine_in_a_fresh_process_scores_with_the_kernel_it_can(churn_spec
         assert "onnx-extended tree kernel unavailable (ModuleNotFoundError" in proc.stderr
 
 
+def test_dask_workers_score_with_the_onnx_engine_like_the_thread_runner(
+    local_flow_settings, churn_spec, fitted, monkeypatch
+):
+    """The production path on Dask: the graph travels by pickle and each worker process opens its own session."""
+    from prefect.settings import PREFECT_API_URL
+
+    storage = local_flow_settings.storage()
+    registry, version = _registered(storage, churn_spec, fitted)
+    registry.promote(version, "test setup", "setup")
+    dask_day = DAY + dt.timedelta(days=1)
+    write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=2_000, files_per_day=2, seed=7))
+    for obj in storage.list(f"raw/churn/dt={DAY}"):
+        storage.copy(obj.key, obj.key.replace(f"dt={DAY}", f"dt={dask_day}"))
+
+    score(model="churn", run_date=DAY)
+    monkeypatch.setenv("MLBATCH_TASK_RUNNER", "dask")
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))  # workers report to this session's server
+    score(model="churn", run_date=dask_day)
+
+    on_threads, on_dask = read_manifest(storage, "churn", DAY), read_manifest(storage, "churn", dask_day)
+    assert on_threads["engines"] == on_dask["engines"] == ["onnx"]
+    assert on_threads["rows_out"] == on_dask["rows_out"] == 2_000
+    a, b = _scored(storage, on_threads), _scored(storage, on_dask)
+    assert a["customer_id"].tolist() == b["customer_id"].tolist()
+    assert a["score"].tolist() == b["score"].tolist()  # the same kernel on one thread in both: bit for bit
+
+
 def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):
     import pickle
 
