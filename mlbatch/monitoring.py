@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlbatch.drift import ALERT, INFO, OK, WARN, Distribution, feature_distribution, psi, score_distribution, verdict
-from mlbatch.errors import MonitoringError
+from mlbatch.errors import MonitoringError, ParameterError
 from mlbatch.metrics import evaluate
 from mlbatch.partitions import partition_name
 from mlbatch.registry import Registry
@@ -312,6 +312,32 @@ def champion_staleness(spec: ModelSpec, registry: Registry, day: dt.date, now: d
     if version is None:
         return None
     return staleness_row(spec, day, version, registry.card(version), now)
+
+
+def retrain_cooldown(spec: ModelSpec, registry: Registry, now: dt.datetime) -> str | None:
+    """Why an alert must not trigger a retrain at ``now``, or None when it may.
+
+    Why a pause: drift that outlives a retrain (a shift the new window has only
+    begun to show, or one in a feature the model barely uses) alerts every
+    night, and each alert would train, gate and perhaps promote yet another
+    version. The newest *registered* version counts, promoted or not: a
+    rejected candidate is a retrain that already happened.
+    """
+    limit = spec.monitoring.retrain_cooldown_days
+    if limit <= 0:
+        return None
+    for version in reversed(registry.versions()):
+        try:
+            registered = registry.card(version).get("registered_at")
+        except ParameterError:  # a number claimed by a run that died before writing its card
+            continue
+        if not registered:
+            continue
+        age = (now - dt.datetime.fromisoformat(registered)).total_seconds() / 86_400
+        if age < limit:
+            return f"version {version} was registered {age:.1f} days ago (monitoring.retrain_cooldown_days: {limit:g})"
+        return None
+    return None
 
 
 def last_monitored(days: list[DayResult]) -> DayResult:

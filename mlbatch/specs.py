@@ -177,6 +177,11 @@ class MonitoringSpec(_Strict):
     psi_alert: float = Field(default=0.2, gt=0)
     drift_share: float = Field(default=0.5, gt=0, le=1, description="Share of alerting features = dataset drift.")
     max_age_days: int = Field(default=42, ge=1, description="Champion older than this is stale.")
+    retrain_cooldown_days: float = Field(
+        default=7,
+        ge=0,
+        description="No retrain event while the newest version is younger than this (0: an event on every alert).",
+    )
     performance_tolerance: float = Field(default=0.05, ge=0, description="Allowed drop of the realized metric.")
     labels_path: str | None = Field(default=None, description="Separate labels dataset; default: the input itself.")
     unjudged_features: list[str] = Field(

@@ -31,6 +31,11 @@ def champion_staleness(settings: Settings, spec: ModelSpec, day: dt.date, now: d
     return monitoring.champion_staleness(spec, _registry(settings, spec), day, now)
 
 
+@io_task(name="retrain-cooldown")
+def retrain_cooldown(settings: Settings, spec: ModelSpec, now: dt.datetime) -> str | None:
+    return monitoring.retrain_cooldown(spec, _registry(settings, spec), now)
+
+
 @io_task(name="write-monitoring-table")
 def write_results(
     settings: Settings, spec: ModelSpec, days: list[monitoring.DayResult], now: dt.datetime, run_id: str

@@ -46,6 +46,7 @@ from mlbatch.monitoring import (
     alert_reasons,
     drift_rows,
     realized_rows,
+    retrain_cooldown,
     staleness_row,
     table_dir,
     table_key,
@@ -62,6 +63,7 @@ from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
 from mlbatch.scoring import read_manifest, read_predictions
 from mlbatch.specs import load_spec
+from mlbatch.storage import join
 from mlbatch.training import load_window
 
 # ---- pure units ----------------------------------------------------------------------------------------
@@ -196,6 +198,29 @@ def test_staleness_alerts_past_the_maximum_age(churn_spec, age_days, expected):
     assert alert_reasons([row]) == ([] if expected == OK else [f"2026-05-31: {row_reason(row)}"])
 
 
+@pytest.mark.parametrize(
+    ("cooldown_days", "ages_days", "expected"),
+    [
+        (7, [30, 2], "version 2 was registered 2.0 days ago (monitoring.retrain_cooldown_days: 7)"),
+        (7, [30, 8], None),  # the newest version counts, and it is old enough
+        (7, [2, 30], None),  # by number: the newest number is the last retrain
+        (0, [30, 0.1], None),  # 0: every alert triggers
+        (7, [], None),  # nothing registered yet
+    ],
+)
+def test_a_recent_retrain_holds_back_the_retrain_event(storage, churn_spec, cooldown_days, ages_days, expected):
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    registry = Registry(storage, "churn")
+    for age in ages_days:
+        version = registry.register(b"model", {"metrics": {}})
+        card = {**registry.card(version), "registered_at": (now - dt.timedelta(days=age)).isoformat()}
+        storage.write_json(registry.card_key(version), card)  # register() stamps the wall clock; the test's clock
+    # a number claimed by a run that died before its card is skipped, not taken for the newest retrain
+    storage.write_bytes(join(registry.version_prefix(len(ages_days) + 1), "model.joblib"), b"partial")
+
+    assert retrain_cooldown(_spec(churn_spec, retrain_cooldown_days=cooldown_days), registry, now) == expected
+
+
 def row_reason(row) -> str:
     return f"champion v{row.model_version} is {row.value:.1f} days old (max {row.threshold:.0f})"
 
@@ -281,6 +306,7 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     small_churn_spec(
         repo_root / "models" / "churn.yaml",
         models,
+        monitoring__retrain_cooldown_days=0,  # the champion is minutes old: the cooldown is checked at the end
     )
     monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
     storage = flow_settings.storage()
@@ -367,3 +393,13 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     assert quiet_run != result["run_id"]
     assert (again["verdict"].to_numpy() == table["verdict"].to_numpy()).all()
     assert _events("mlbatch.model.alert", "churn", quiet_run) == []
+
+    # with the default cooldown (7 days) the same alerts emit no event either: the champion was registered just now
+    monkeypatch.delenv("MLBATCH_RETRAIN_ON_ALERT")
+    small_churn_spec(repo_root / "models" / "churn.yaml", models)
+    cooling = monitor(model="churn", start=SCORED[0], end=SCORED[-1])
+    assert cooling["alerts"] == result["alerts"]
+    assert cooling["events"] == ["mlbatch.model.monitored"]
+    assert _events("mlbatch.model.alert", "churn", cooling["run_id"]) == []
+    _, verdicts = _artifacts(cooling["run_id"])
+    assert f"cooling down after a retrain (version {version} was registered" in verdicts.data
