@@ -37,14 +37,15 @@ from mlbatch.training import fit, load_window, predict_scores, time_split  # noq
 
 DAY = dt.date(2026, 3, 1)
 TRAIN_START = dt.date(2026, 1, 1)
-#: (label, engine, onnx threads, batch size, spinning)
+#: (label, engine, onnx threads, batch size, spinning, tree kernel of one-thread sessions)
 VARIANTS = [
-    ("sklearn, batch 131k", "sklearn", 0, 131_072, False),
-    ("onnx, 2 threads, batch 131k", "onnx", 2, 131_072, False),
-    ("onnx, 2 threads spinning, batch 131k", "onnx", 2, 131_072, True),
-    ("onnx, 1 thread, batch 131k", "onnx", 1, 131_072, False),
-    ("onnx, 2 threads, batch 32k", "onnx", 2, 32_768, False),
-    ("onnx, 2 threads, batch 524k", "onnx", 2, 524_288, False),
+    ("sklearn, batch 131k", "sklearn", 0, 131_072, False, "onnx-extended"),
+    ("onnx, 2 threads, batch 131k", "onnx", 2, 131_072, False, "onnx-extended"),
+    ("onnx, 2 threads spinning, batch 131k", "onnx", 2, 131_072, True, "onnx-extended"),
+    ("onnx, 1 thread (onnx-extended kernel), batch 131k", "onnx", 1, 131_072, False, "onnx-extended"),
+    ("onnx, 1 thread (ONNX Runtime's kernel), batch 131k", "onnx", 1, 131_072, False, "onnxruntime"),
+    ("onnx, 2 threads, batch 32k", "onnx", 2, 32_768, False, "onnx-extended"),
+    ("onnx, 2 threads, batch 524k", "onnx", 2, 524_288, False, "onnx-extended"),
 ]
 
 
@@ -77,7 +78,9 @@ def prepare(lake: Path, rows: int, files: int) -> dict:
     return {"version": version, "gate": gate["detail"], "onnx_bytes": export.card_section()["size"]}
 
 
-def run_variant(lake: Path, version: int, engine_name: str, threads: int, batch: int, spinning: bool) -> dict:
+def run_variant(
+    lake: Path, version: int, engine_name: str, threads: int, batch: int, spinning: bool, kernel: str
+) -> dict:
     """Score every file of the night with one engine, as one scoring task does per file."""
     settings = Settings(_env_file=None, storage_root=str(lake), models_dir=ROOT / "models")
     storage = settings.storage()
@@ -85,7 +88,7 @@ def run_variant(lake: Path, version: int, engine_name: str, threads: int, batch:
     registry = Registry(storage, spec.name)
     engine = select_engine(registry, version, spec, engine_name, threads=threads or None)  # type: ignore[arg-type]
     if isinstance(engine, OnnxEngine):
-        engine = OnnxEngine(engine.model, spec, threads or None, spinning=spinning)
+        engine = OnnxEngine(engine.model, spec, threads or None, spinning=spinning, kernel=kernel)  # type: ignore[arg-type]
     assert isinstance(engine, OnnxEngine if engine_name == "onnx" else SklearnEngine)
     profile = registry.card(version)["profile"]  # as the score flow passes it: drift stats are part of the cost
     ctx = scoring.RunContext(spec.name, version, f"bench-{engine_name}", dt.datetime.now(dt.UTC), DAY)
@@ -105,11 +108,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant, interleaved; the best is shown")
-    parser.add_argument("--child", nargs=6, metavar=("LAKE", "VERSION", "ENGINE", "THREADS", "BATCH", "SPIN"))
+    parser.add_argument("--child", nargs=7, metavar=("LAKE", "VERSION", "ENGINE", "THREADS", "BATCH", "SPIN", "KERNEL"))
     args = parser.parse_args()
     if args.child:
-        lake, version, engine, threads, batch, spin = args.child
-        print(json.dumps(run_variant(Path(lake), int(version), engine, int(threads), int(batch), spin == "1")))
+        lake, version, engine, threads, batch, spin, kernel = args.child
+        print(json.dumps(run_variant(Path(lake), int(version), engine, int(threads), int(batch), spin == "1", kernel)))
         return
     with tempfile.TemporaryDirectory(prefix="mlbatch-bench-") as tmp:
         lake = Path(tmp) / "lake"
@@ -118,9 +121,9 @@ def main() -> None:
         print(f"gate: {info['gate']}")
         best: dict[str, dict] = {}
         for _ in range(args.repeat):
-            for label, engine, threads, batch, spin in VARIANTS:
+            for label, engine, threads, batch, spin, kernel in VARIANTS:
                 cmd = [sys.executable, __file__, "--child", str(lake), str(info["version"]), engine, str(threads)]
-                cmd += [str(batch), "1" if spin else "0"]
+                cmd += [str(batch), "1" if spin else "0", kernel]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True)
                 stats = json.loads(out.stdout.strip().splitlines()[-1])
                 if label not in best or stats["rows_per_s"] > best[label]["rows_per_s"]:
