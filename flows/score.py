@@ -145,8 +145,9 @@ def score(
         clock = time.perf_counter()
         results = score_files(settings, spec, engine, files, ctx, card.get("profile"), plan.batches)
         seconds = time.perf_counter() - clock
-        if getattr(engine, "kernel_used", None):  # None on Dask: the workers' copies opened the sessions
-            logger.info("ONNX tree kernel: %s", engine.kernel_used)
+        kernels = sorted({r.kernel for r in results if r.kernel})  # from each file: on Dask the workers opened them
+        if kernels:
+            logger.info("ONNX tree kernel: %s", ", ".join(kernels))
         manifest = t.publish_partition(settings, spec, ctx, results, overwrite, started)
     finally:
         scoring.release_lease(storage, spec.name, day, this_run)

@@ -142,6 +142,7 @@ class FileResult:
     output_bytes: int = 0
     seconds: float = 0.0
     engine: str | None = None
+    kernel: str | None = None  # the ONNX engine's tree kernel (``onnx_kernels``); None for scikit-learn
     error: str | None = None
     missing_values: int = 0
     unseen_categories: int = 0
@@ -234,6 +235,7 @@ def score_file(
         return result
     result.staged_key = staged
     result.engine = engine.name
+    result.kernel = getattr(engine, "kernel_used", None)  # known once the first batch opened the session
     result.seconds = round(time.perf_counter() - started, 3)
     if stats is not None:
         result.stats = stats.result()

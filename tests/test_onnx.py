@@ -101,6 +101,8 @@ def test_retrained_version_exports_passes_the_gate_and_both_engines_agree(
 
     assert by_sklearn["engines"] == ["sklearn"] and by_onnx["engines"] == ["onnx"]
     assert [f["engine"] for f in by_onnx["files"]] == ["onnx", "onnx"]
+    assert [f["kernel"] for f in by_onnx["files"]] == ["onnx-extended"] * 2
+    assert [f["kernel"] for f in by_sklearn["files"]] == [None, None]
     for entry in by_onnx["files"]:
         metadata = storage.parquet_file(entry["output"]).schema_arrow.metadata
         assert metadata[b"mlbatch.engine"] == b"onnx"
@@ -375,6 +377,7 @@ def test_dask_workers_score_with_the_onnx_engine_like_the_thread_runner(
 
     on_threads, on_dask = read_manifest(storage, "churn", DAY), read_manifest(storage, "churn", dask_day)
     assert on_threads["engines"] == on_dask["engines"] == ["onnx"]
+    assert {f["kernel"] for f in on_threads["files"] + on_dask["files"]} == {"onnx-extended"}
     assert on_threads["rows_out"] == on_dask["rows_out"] == 2_000
     a, b = _scored(storage, on_threads), _scored(storage, on_dask)
     assert a["customer_id"].tolist() == b["customer_id"].tolist()
