@@ -206,7 +206,7 @@ def staleness_row(spec: ModelSpec, day: dt.date, version: int, card: dict[str, A
     registered = card.get("registered_at")
     if not registered:
         raise MonitoringError(f"card of {spec.name} version {version} has no registered_at: cannot judge staleness")
-    age = (now - dt.datetime.fromisoformat(registered)).total_seconds() / 86_400
+    age = _age_days(registered, now)
     limit = float(spec.monitoring.max_age_days)
     return Row(day, version, MODEL, "age_days", round(age, 3), limit, ALERT if age > limit else OK)
 
@@ -333,11 +333,16 @@ def retrain_cooldown(spec: ModelSpec, registry: Registry, now: dt.datetime) -> s
             continue
         if not registered:
             continue
-        age = (now - dt.datetime.fromisoformat(registered)).total_seconds() / 86_400
+        age = _age_days(registered, now)
         if age < limit:
             return f"version {version} was registered {age:.1f} days ago (monitoring.retrain_cooldown_days: {limit:g})"
         return None
     return None
+
+
+def _age_days(registered_at: str, now: dt.datetime) -> float:
+    """Days from a card's ``registered_at`` to ``now``: the champion's staleness, the retrain pause."""
+    return (now - dt.datetime.fromisoformat(registered_at)).total_seconds() / 86_400
 
 
 def last_monitored(days: list[DayResult]) -> DayResult:

@@ -62,12 +62,12 @@ def rewrite_native_categoricals(model: Any, estimator: Any) -> int:
     if len(ensembles) != 1:
         raise TreeRewriteError(f"expected one tree ensemble node in the graph, found {len(ensembles)}")
     attrs = _Attributes(ensembles[0])
-    trees = max(attrs.ints("nodes_treeids"), default=-1) + 1
+    columns = {name: attrs.get(name) for name in _NODE_COLUMNS if attrs.has(name)}
+    trees = max(columns["nodes_treeids"], default=-1) + 1
     if trees != len(predictors):
         raise TreeRewriteError(f"graph has {trees} trees, the model {len(predictors)}")
     inputs, values_of = _tree_inputs(estimator)
     known, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
-    columns = {name: attrs.get(name) for name in _NODE_COLUMNS if attrs.has(name)}
     next_id = [len(p.nodes) for p in predictors]
     rewritten = 0
     for row in range(len(columns["nodes_nodeids"])):
@@ -196,9 +196,6 @@ class _Attributes:
 
     def has(self, name: str) -> bool:
         return name in self.by_name
-
-    def ints(self, name: str) -> list[int]:
-        return list(self.by_name[name].ints) if name in self.by_name else []
 
     def get(self, name: str) -> list[Any]:
         from onnx import helper, numpy_helper

@@ -52,8 +52,9 @@ def categorical_profile(values: pd.Series) -> dict[str, Any]:
     counts = values.astype("object").where(values.notna(), None).value_counts(dropna=True)
     total = max(len(values), 1)
     shares: dict[str, float] = {}
-    for k, v in counts.items():
-        shares[category_key(k)] = shares.get(category_key(k), 0.0) + float(v / total)
+    for value, n in counts.items():
+        key = category_key(value)
+        shares[key] = shares.get(key, 0.0) + float(n / total)
     return {
         "kind": "categorical",
         "shares": shares,
@@ -104,7 +105,7 @@ def category_counts(values: Any) -> tuple[dict[str, int], int]:
         if isinstance(key, float) and math.isnan(key):
             nulls += n
         else:
-            counts[category_key(key)] = counts.get(category_key(key), 0) + n
+            counts[category_key(key)] = counts.get(category_key(key), 0) + n  # 1 and 1.0 are one category
     return counts, nulls
 
 

@@ -197,11 +197,13 @@ def score_file(
     )
     stats = ProfileAccumulator(profile) if profile else None
     staged = join(staging_dir(ctx.model, ctx.day, ctx.run_id), name)
+    rows = batch_size or spec.scoring.batch_size or engine.batch_rows
+    # one value per run: built once per file at the batch length, then sliced (zero-copy) for each batch
     constants = {
-        "model_name": pa.scalar(ctx.model, pa.string()),
-        "model_version": pa.scalar(ctx.version, pa.int32()),
-        "scored_at": pa.scalar(ctx.scored_at, pa.timestamp("us", tz="UTC")),
-        "run_id": pa.scalar(ctx.run_id, pa.string()),
+        "model_name": pa.repeat(pa.scalar(ctx.model, pa.string()), rows),
+        "model_version": pa.repeat(pa.scalar(ctx.version, pa.int32()), rows),
+        "scored_at": pa.repeat(pa.scalar(ctx.scored_at, pa.timestamp("us", tz="UTC")), rows),
+        "run_id": pa.repeat(pa.scalar(ctx.run_id, pa.string()), rows),
     }
     try:
         with storage.staged_file(staged) as local:
@@ -211,7 +213,6 @@ def score_file(
                 # rows so readers get the same file layout whatever the batch size (each write is a row group)
                 pending: list[pa.Table] = []
                 written = 0  # rows already in row groups; result.rows_out counts every scored row
-                rows = batch_size or spec.scoring.batch_size or engine.batch_rows
                 step = _BatchStep(spec, engine, schema, constants, stats)
                 # closed explicitly so a failed write waits for the batches still being scored before quarantining
                 with contextlib.closing(
@@ -273,7 +274,7 @@ class _BatchStep:
         spec: ModelSpec,
         engine: Engine,
         schema: pa.Schema,
-        constants: dict[str, pa.Scalar],
+        constants: dict[str, pa.Array],
         stats: ProfileAccumulator | None,
     ) -> None:
         self.spec, self.engine, self.schema, self.constants, self.stats = spec, engine, schema, constants, stats
@@ -301,7 +302,7 @@ class _BatchStep:
             elif f.name == "score":
                 out[f.name] = pa.array(scores, type=pa.float64())
             elif f.name in self.constants:
-                out[f.name] = pa.repeat(self.constants[f.name], n)
+                out[f.name] = self.constants[f.name].slice(0, n)  # batches are at most the constants' length
             else:
                 out[f.name] = batch.column(f.name)
         return pa.table(out, schema=self.schema), BatchCounts(n, missing, unseen)
