@@ -9,6 +9,7 @@ features go from Arrow to NumPy once, without a pandas frame in between.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -17,7 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from mlbatch.errors import EngineError
 from mlbatch.features import arrow_features
@@ -55,13 +56,17 @@ class SklearnEngine:
 
     ``threads`` caps the OpenMP threads of each prediction (``None``: the
     library default, every core); the cap is per calling thread, so files
-    scored in parallel threads each get their own.
+    scored in parallel threads each get their own. The thread-pool controller
+    is built once per process, not per batch: ``threadpool_limits`` walks
+    every loaded library each time it is entered, ~3-5 ms per batch
+    (``bench/bench_score.py``; README, Benchmark).
     """
 
     name = "sklearn"
-    # the work around each batch has a fixed cost: 16k-row batches scored 4-17% slower than 32k in the flow, for
-    # ~40 MB less (bench/bench_score.py; README, Benchmark)
-    batch_rows = 32_768
+    # 16k rows: ~40 MB less than 32k in the flow. 16k used to score 4-17% slower, but that fixed cost per batch was
+    # threadpool_limits' library scan (see above); without it, one thread scores 16k and 32k batches alike
+    # (7.5-7.7 us a row; bench/bench_score.py; README, Benchmark)
+    batch_rows = 16_384
 
     def __init__(self, pipeline: Any, spec: ModelSpec, threads: int | None = None) -> None:
         self.pipeline = pipeline
@@ -69,9 +74,7 @@ class SklearnEngine:
         self.threads = threads
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.threads is None:
-            return predict_scores(self.pipeline, frame, self.spec)
-        with threadpool_limits(limits=self.threads, user_api="openmp"):
+        with self._limited():
             return predict_scores(self.pipeline, frame, self.spec)
 
     def score_batch(self, batch: pa.RecordBatch) -> np.ndarray:
@@ -79,16 +82,35 @@ class SklearnEngine:
 
     def score_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
         frame = pd.DataFrame(features, columns=self.spec.features.all, copy=False)
+        with self._limited():
+            return self._predict(frame)
+
+    def _limited(self) -> contextlib.AbstractContextManager[Any]:
         if self.threads is None:
-            return self._predict(frame)
-        with threadpool_limits(limits=self.threads, user_api="openmp"):
-            return self._predict(frame)
+            return contextlib.nullcontext()
+        return _openmp_controller().limit(limits=self.threads, user_api="openmp")
 
     def _predict(self, features: pd.DataFrame) -> np.ndarray:
         if self.spec.task == "binary":
             proba = self.pipeline.predict_proba(features)
             return proba[:, 1] if proba.shape[1] > 1 else np.zeros(len(features))
         return np.asarray(self.pipeline.predict(features), dtype=float)
+
+
+_controller: ThreadpoolController | None = None
+
+
+def _openmp_controller() -> ThreadpoolController:
+    """The process's thread-pool controller, built at the first capped prediction.
+
+    By then the pipeline has been unpickled, so every OpenMP runtime its
+    estimators link is loaded and found; two threads racing here each build
+    an equivalent controller, which is harmless.
+    """
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
 
 
 class OnnxEngine:
