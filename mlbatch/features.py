@@ -33,10 +33,30 @@ def arrow_features(batch: pa.RecordBatch | pa.Table, spec: ModelSpec) -> dict[st
     for col in spec.features.categorical:
         column = batch.column(col)
         kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if isinstance(column, pa.DictionaryArray) and _is_text(kind):
+            out[col] = _dictionary_text(column)
+        elif _is_text(kind):
             text = pc.fill_null(pc.cast(column, pa.string()), MISSING_CATEGORY)
             out[col] = text.to_numpy(zero_copy_only=False).astype(object, copy=False)
         else:
             series = column.to_pandas()
             out[col] = series.astype(object).where(series.notna(), MISSING_CATEGORY).astype(str).to_numpy(dtype=object)
     return out
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _dictionary_text(column: pa.DictionaryArray) -> np.ndarray:
+    """A dictionary-encoded text column as an object array, one Python string per distinct value.
+
+    Why: scoring reads text categoricals as dictionaries (see
+    ``scoring.text_categoricals``); decoding them to strings first made one
+    Python object per row, ~0.1 us a row of the native shape's ~4 us.
+    """
+    words = np.empty(len(column.dictionary) + 1, dtype=object)
+    words[:-1] = column.dictionary.to_numpy(zero_copy_only=False)
+    words[-1] = MISSING_CATEGORY
+    codes = pc.fill_null(column.indices, pa.scalar(len(words) - 1, column.indices.type))
+    return words.take(codes.to_numpy())

@@ -107,6 +107,19 @@ def dictionary_columns(spec: ModelSpec, schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if f.name in repeating]
 
 
+def dictionary_inputs(spec: ModelSpec) -> list[str]:
+    """Input columns read as Arrow dictionaries: the categorical features that are not also written out.
+
+    Why: ``arrow_features`` and the drift counts then touch each distinct
+    value once instead of a string per row (native shape, one core: features
+    0.19 -> 0.09 us a row, reading 0.25 -> 0.19). Columns the output carries
+    (ids, passthrough) keep their file type, so the analysts' schema does not
+    change with how scoring read them.
+    """
+    written = {*spec.id_columns, *spec.scoring.passthrough}
+    return [c for c in spec.features.categorical if c not in written]
+
+
 @dataclass
 class RunContext:
     """What every file of one run shares: the one model version resolved at the start, the run and its time."""
@@ -184,7 +197,7 @@ def score_file(
     uri = storage.uri(obj.key)
     started = time.perf_counter()
     try:
-        parquet = storage.parquet_file(obj.key)
+        parquet = storage.parquet_file(obj.key, dictionary=dictionary_inputs(spec))
     except (pa.ArrowInvalid, OSError) as exc:
         result.error = f"{uri}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})"
         return result

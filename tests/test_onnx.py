@@ -22,7 +22,7 @@ from flows.retrain import retrain
 from flows.score import score
 from mlbatch.engines import ONNX_GATE, OnnxEngine, SklearnEngine, select_engine
 from mlbatch.errors import EngineError, IntegrityError
-from mlbatch.features import arrow_features
+from mlbatch.features import MISSING_CATEGORY, arrow_features
 from mlbatch.gates import onnx_equivalence
 from mlbatch.onnx_export import EXPORTED, FILE_NAME, UNSUPPORTED, export_pipeline
 from mlbatch.partitions import partition_files, partition_prefix
@@ -262,6 +262,18 @@ def test_arrow_features_match_the_training_input(churn_spec):
         np.testing.assert_array_equal(got[col], expected[col].to_numpy())
     for col in churn_spec.features.categorical:
         assert got[col].tolist() == expected[col].tolist()
+
+    # as scoring reads them: record batches, text categoricals as dictionaries (some values unused), sliced
+    region = pa.array([*table.column("region").to_pylist()[:-1], None]).dictionary_encode()
+    region = pa.DictionaryArray.from_arrays(region.indices, pa.concat_arrays([region.dictionary, pa.array(["x"])]))
+    table = table.set_column(table.schema.get_field_index("region"), "region", region)
+    batch = table.combine_chunks().to_batches()[0].slice(1)
+    assert isinstance(batch.column("plan"), pa.DictionaryArray) and batch.column("plan").offset == 1
+    expected = model_input(table.to_pandas().iloc[1:], churn_spec)
+    got = arrow_features(batch, churn_spec)
+    for col in churn_spec.features.categorical:
+        assert got[col].tolist() == expected[col].tolist()
+    assert got["plan"][0] == got["region"][-1] == MISSING_CATEGORY
 
 
 @pytest.mark.parametrize("engine_name", ["sklearn", "onnx"])

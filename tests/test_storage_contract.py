@@ -160,6 +160,17 @@ def test_parquet_file_streams_zstd_row_groups(storage: Storage):
     assert next(pf.iter_batches(batch_size=2, columns=["s"])).column(0).to_pylist() == ["a", "b"]
 
 
+def test_parquet_file_reads_named_text_columns_as_dictionaries(storage: Storage):
+    storage.write_parquet("p/one.parquet", pa.table({"x": [0.5, 1.0, 1.5, 2.0], "s": ["a", "b", None, "a"]}))
+    pf = storage.parquet_file("p/one.parquet", dictionary=["s", "x", "absent"])  # x is numeric, absent is absent
+    assert pf.schema_arrow.field("s").type == pa.dictionary(pa.int32(), pa.string())
+    assert pf.schema_arrow.field("x").type == pa.float64()
+    batch = next(pf.iter_batches(batch_size=4, columns=["s", "x"]))
+    assert batch.column(0).dictionary.to_pylist() == ["a", "b"]
+    assert batch.column(0).to_pylist() == ["a", "b", None, "a"]
+    assert storage.parquet_file("p/one.parquet").schema_arrow.field("s").type == pa.string()
+
+
 # ---- conditional writes ----------------------------------------------------------------------------------
 def test_create_only_fails_when_the_object_exists(storage: Storage):
     storage.write_bytes("reg/v1/card.json", b"first", if_none_match=True)

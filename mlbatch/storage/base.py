@@ -144,9 +144,23 @@ class Storage(ABC):
             self.delete(obj.key)
         return len(objects)
 
-    def parquet_file(self, key: str) -> pq.ParquetFile:
-        """Open one Parquet file for streaming; ``pre_buffer=False`` keeps memory flat on large files."""
-        return pq.ParquetFile(self.arrow_fs.open_input_file(self.arrow_path(key)), pre_buffer=False)
+    def parquet_file(self, key: str, *, dictionary: Sequence[str] = ()) -> pq.ParquetFile:
+        """Open one Parquet file for streaming; ``pre_buffer=False`` keeps memory flat on large files.
+
+        Text columns named in ``dictionary`` are read as Arrow dictionaries
+        (their values once, then an index per row) instead of one string per
+        row; other names are ignored. The footer is read once either way.
+        """
+        source = self.arrow_fs.open_input_file(self.arrow_path(key))
+        parquet = pq.ParquetFile(source, pre_buffer=False)
+        text = [
+            f.name
+            for f in parquet.schema_arrow
+            if f.name in dictionary and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+        ]
+        if not text:
+            return parquet
+        return pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=text, pre_buffer=False)
 
     def read_table(
         self,
