@@ -222,10 +222,11 @@ def score_file(
         with storage.staged_file(staged) as local:
             dictionary = dictionary_columns(spec, schema)
             with pq.ParquetWriter(local, schema, use_dictionary=dictionary, **PARQUET_WRITE_OPTIONS) as writer:
-                # batches are small to bound memory; outputs are gathered into row groups of ROW_GROUP_SIZE
-                # rows so readers get the same file layout whatever the batch size (each write is a row group)
+                # batches are small to bound memory; outputs are gathered into row groups of exactly
+                # ROW_GROUP_SIZE rows (the last one shorter), so readers get the same file layout whatever the
+                # batch size or the number of workers (each write is a row group; rows past it wait for the next)
                 pending: list[pa.Table] = []
-                written = 0  # rows already in row groups; result.rows_out counts every scored row
+                held = 0  # rows in pending
                 step = _BatchStep(spec, engine, schema, constants, stats)
                 # closed explicitly so a failed write waits for the batches still being scored before quarantining
                 with contextlib.closing(
@@ -234,10 +235,12 @@ def score_file(
                     for table, counts in done:
                         result.add(counts)
                         pending.append(table)
-                        if result.rows_out - written >= ROW_GROUP_SIZE:
-                            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
-                            pending, written = [], result.rows_out
-                if pending:
+                        held += table.num_rows
+                        if held >= ROW_GROUP_SIZE:
+                            gathered, full = pa.concat_tables(pending), held - held % ROW_GROUP_SIZE
+                            writer.write_table(gathered.slice(0, full), row_group_size=ROW_GROUP_SIZE)
+                            pending, held = [gathered.slice(full)], held - full
+                if held:
                     writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_SIZE)
             result.sha256, result.output_bytes = _digest(local)
     except (pa.ArrowInvalid, OSError, DataValidationError) as exc:

@@ -278,41 +278,51 @@ def test_arrow_features_match_the_training_input(churn_spec):
 
 @pytest.mark.parametrize("engine_name", ["sklearn", "onnx"])
 def test_batches_scored_on_several_threads_stage_the_same_file_as_one_at_a_time(
-    local_settings, churn_spec, fitted, engine_name
+    local_settings, churn_spec, fitted, engine_name, monkeypatch
 ):
-    """``MLBATCH_BATCH_WORKERS`` changes how one file is scored, never what is written or counted."""
+    """``MLBATCH_BATCH_WORKERS`` and the batch size change how one file is scored, never what is written or counted.
+
+    Row groups are cut at exactly ``ROW_GROUP_SIZE`` rows (shrunk here so a small file has several), whatever
+    the batches' length, so the staged files are the same bytes.
+    """
     pipeline, export, frame = fitted
     if engine_name == "sklearn":
         engine = SklearnEngine(pipeline, churn_spec, threads=1)
     else:
         engine = OnnxEngine(export.data, churn_spec, threads=1)
     storage = local_settings.storage()
-    storage.write_parquet(join(partition_prefix(churn_spec, DAY), "part-00000.parquet"), generate_day(DAY, 3000))
+    storage.write_parquet(join(partition_prefix(churn_spec, DAY), "part-00000.parquet"), generate_day(DAY, 3100))
     (obj,) = partition_files(storage, churn_spec, DAY)
     profile = {
         "features": build_profile(frame, churn_spec.features.numeric, churn_spec.features.categorical),
         "score": build_profile(pd.DataFrame({"score": engine.scores(frame)}), ["score"], [])["score"],
     }
     ctx = RunContext(churn_spec.name, 1, "run-1", dt.datetime(2026, 3, 2, tzinfo=dt.UTC), DAY)
+    monkeypatch.setattr("mlbatch.scoring.ROW_GROUP_SIZE", 1000)
 
     staged, results = [], []
-    for workers in (1, 3):
-        result = score_file(storage, churn_spec, engine, obj, ctx, profile=profile, batch_size=128, workers=workers)
+    for batch_size, workers in ((128, 1), (128, 3), (700, 2)):
+        result = score_file(
+            storage, churn_spec, engine, obj, ctx, profile=profile, batch_size=batch_size, workers=workers
+        )
         assert result.error is None and result.engine == engine_name
+        metadata = storage.parquet_file(result.staged_key).metadata
+        assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [1000, 1000, 1000, 100]
         staged.append(storage.read_table([result.staged_key]))
         results.append(result)
 
-    one, several = results
-    assert one.rows_in == one.rows_out == 3000  # 24 batches of 128 rows
+    one = results[0]
+    assert one.rows_in == one.rows_out == 3100
     assert one.missing_values > 0  # the sample has missing values, so the counts below compare something
-    assert staged[1].equals(staged[0])
-    assert several.sha256 == one.sha256  # byte for byte: same row order, same row groups
-    assert several.stats == one.stats
-    assert (several.rows_out, several.missing_values, several.unseen_categories) == (
-        one.rows_out,
-        one.missing_values,
-        one.unseen_categories,
-    )
+    for several in results[1:]:
+        assert staged[results.index(several)].equals(staged[0])
+        assert several.sha256 == one.sha256  # byte for byte: same row order, same row groups
+        assert several.stats == one.stats
+        assert (several.rows_out, several.missing_values, several.unseen_categories) == (
+            one.rows_out,
+            one.missing_values,
+            one.unseen_categories,
+        )
 
 
 def test_one_thread_onnx_sessions_run_the_onnx_extended_kernel_and_score_like_onnx_runtime(churn_spec, fitted):
