@@ -52,7 +52,7 @@ def _dictionary_text(column: pa.DictionaryArray) -> np.ndarray:
     """A dictionary-encoded text column as an object array, one Python string per distinct value.
 
     Why: scoring reads text categoricals as dictionaries (see
-    ``scoring.text_categoricals``); decoding them to strings first made one
+    ``scoring.dictionary_inputs``); decoding them to strings first made one
     Python object per row, ~0.1 us a row of the native shape's ~4 us.
     """
     words = np.empty(len(column.dictionary) + 1, dtype=object)
