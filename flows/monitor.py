@@ -43,19 +43,18 @@ def monitor(model: ModelName = "churn", start: dt.date | None = None, end: dt.da
     reasons = monitoring.alert_reasons([r for d in days for r in d.rows])
     report = t.write_report(settings, spec, first, last, days, reasons)
     payload = monitoring.alert_payload(spec.name, days, reasons, report)
-    cooldown = t.retrain_cooldown(settings, spec, now) if reasons and settings.retrain_on_alert else None
-    alert = bool(reasons) and settings.retrain_on_alert and cooldown is None
+    wanted = bool(reasons) and settings.retrain_on_alert
+    cooldown = t.retrain_cooldown(settings, spec, now) if wanted else None
+    alert = wanted and cooldown is None
     emitted = t.emit_events(spec.name, payload, alert, this_run)
     if reasons and not settings.retrain_on_alert:
         logger.warning("alerts found but MLBATCH_RETRAIN_ON_ALERT is off: no %s event", t.ALERT_EVENT)
-    if cooldown:
-        logger.warning("alerts found but a retrain is too recent: no %s event (%s)", t.ALERT_EVENT, cooldown)
-    if alert:
-        event_note = t.ALERT_EVENT
+        event_note = "off (MLBATCH_RETRAIN_ON_ALERT=false)"
     elif cooldown:
+        logger.warning("alerts found but a retrain is too recent: no %s event (%s)", t.ALERT_EVENT, cooldown)
         event_note = f"none: cooling down after a retrain ({cooldown})"
     else:
-        event_note = "off (MLBATCH_RETRAIN_ON_ALERT=false)" if reasons else "none"
+        event_note = t.ALERT_EVENT if alert else "none"
 
     create_link_artifact(
         report,

@@ -23,7 +23,7 @@ from threadpoolctl import ThreadpoolController
 from mlbatch.errors import EngineError
 from mlbatch.features import arrow_features
 from mlbatch.onnx_export import EXPORTED, FILE_NAME, frame_feeds
-from mlbatch.onnx_kernels import ONNX_EXTENDED, ONNXRUNTIME, OnnxKernel, session_inputs
+from mlbatch.onnx_kernels import ONNX_EXTENDED, ONNXRUNTIME, OnnxKernel, fast_tree_graph
 from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec
 from mlbatch.training import predict_scores
@@ -37,6 +37,7 @@ EngineChoice = Literal["auto", "sklearn", "onnx"]
 class Engine(Protocol):
     name: str
     batch_rows: int  # rows per record batch when the spec does not set scoring.batch_size
+    kernel_used: str | None  # the ONNX tree kernel the engine's session runs (``onnx_kernels``), once opened
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """Positive-class probability (binary) or prediction (regression) per row."""
@@ -63,6 +64,7 @@ class SklearnEngine:
     """
 
     name = "sklearn"
+    kernel_used = None  # no ONNX tree kernel
     # 16k rows: ~40 MB less than 32k in the flow. 16k used to score 4-17% slower, but that fixed cost per batch was
     # threadpool_limits' library scan (see above); without it, one thread scores 16k and 32k batches alike
     # (7.5-7.7 us a row; bench/bench_score.py; README, Benchmark)
@@ -164,13 +166,23 @@ class OnnxEngine:
         return np.asarray(result, dtype=np.float64).ravel()
 
     def _open(self) -> tuple[Any, str]:
-        graph, library, self.kernel_used = session_inputs(self.model, self.threads, self.kernel)
-        try:
-            session = self._session_of(graph, library)
-        except Exception as exc:  # the custom kernel refused the graph or its library did not load
-            if library is None:
-                raise
-            log.warning("onnx-extended tree kernel failed to open the graph (%s); using ONNX Runtime's", exc)
+        """The session and its output; one-thread sessions try onnx-extended's tree kernel first.
+
+        Any failure of that kernel (package missing, a graph the rewrite does
+        not know, a library that refuses the graph) falls back, with a
+        warning, to ONNX Runtime's own: a slower night beats no night.
+        """
+        session = None
+        if self.kernel == ONNX_EXTENDED and self.threads == 1:
+            try:
+                fast = fast_tree_graph(self.model)
+                if fast is not None:
+                    session, self.kernel_used = self._session_of(*fast), ONNX_EXTENDED
+            except Exception as exc:  # see docstring: every failure of the custom kernel means the built-in one
+                log.warning(
+                    "onnx-extended tree kernel unavailable (%s: %s); using ONNX Runtime's", type(exc).__name__, exc
+                )
+        if session is None:
             session, self.kernel_used = self._session_of(self.model, None), ONNXRUNTIME
         names = [o.name for o in session.get_outputs()]
         if self.spec.task != "binary":

@@ -19,12 +19,9 @@ threads is better served by ONNX Runtime's kernel, which uses its pool.
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 from mlbatch.onnx_categorical import TREE_OPS
-
-log = logging.getLogger(__name__)
 
 ONNX_EXTENDED, ONNXRUNTIME = "onnx-extended", "onnxruntime"
 OnnxKernel = Literal["onnx-extended", "onnxruntime"]
@@ -59,21 +56,3 @@ def fast_tree_graph(model: bytes) -> tuple[bytes, str] | None:
     if not any(o.domain == DOMAIN for o in graph.opset_import):
         graph.opset_import.append(onnx.helper.make_opsetid(DOMAIN, 1))
     return graph.SerializeToString(), get_ort_ext_libs()[0]
-
-
-def session_inputs(model: bytes, threads: int, kernel: str) -> tuple[bytes, str | None, str]:
-    """The graph to open, the custom-op library to register (or None), and the kernel they amount to.
-
-    Falls back to ONNX Runtime's kernel, with a warning, when onnx-extended
-    is missing or cannot rewrite the graph: a slower night beats no night.
-    """
-    if kernel != ONNX_EXTENDED or threads != 1:
-        return model, None, ONNXRUNTIME
-    try:
-        fast = fast_tree_graph(model)
-    except Exception as exc:  # ImportError, or a graph the rewrite does not know: score with the built-in kernel
-        log.warning("onnx-extended tree kernel unavailable (%s: %s); using ONNX Runtime's", type(exc).__name__, exc)
-        return model, None, ONNXRUNTIME
-    if fast is None:
-        return model, None, ONNXRUNTIME
-    return fast[0], fast[1], ONNX_EXTENDED

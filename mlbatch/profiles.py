@@ -105,7 +105,8 @@ def category_counts(values: Any) -> tuple[dict[str, int], int]:
         if isinstance(key, float) and math.isnan(key):
             nulls += n
         else:
-            counts[category_key(key)] = counts.get(category_key(key), 0) + n  # 1 and 1.0 are one category
+            key = category_key(key)
+            counts[key] = counts.get(key, 0) + n  # 1 and 1.0 are one category
     return counts, nulls
 
 

@@ -41,6 +41,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlbatch.errors import ConfigError
+from mlbatch.onnx_kernels import ONNX_EXTENDED, OnnxKernel
 
 DEFAULT_ENV_FILE = ".env"
 
@@ -81,8 +82,8 @@ class Settings(BaseSettings):
         default=None, ge=1, le=256, description="OpenMP threads per prediction; None: cores / concurrent files."
     )
     engine: Literal["auto", "sklearn", "onnx"] = Field(default="auto", description="Scoring engine.")
-    onnx_kernel: Literal["onnx-extended", "onnxruntime"] = Field(
-        default="onnx-extended", description="Tree kernel of one-thread ONNX sessions (see mlbatch.onnx_kernels)."
+    onnx_kernel: OnnxKernel = Field(
+        default=ONNX_EXTENDED, description="Tree kernel of one-thread ONNX sessions (see mlbatch.onnx_kernels)."
     )
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")

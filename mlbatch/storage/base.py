@@ -149,18 +149,15 @@ class Storage(ABC):
 
         Text columns named in ``dictionary`` are read as Arrow dictionaries
         (their values once, then an index per row) instead of one string per
-        row; other names are ignored. The footer is read once either way.
+        row; pyarrow leaves columns of other types as they are, and names the
+        file lacks are skipped. The footer is read once either way.
         """
         source = self.arrow_fs.open_input_file(self.arrow_path(key))
         parquet = pq.ParquetFile(source, pre_buffer=False)
-        text = [
-            f.name
-            for f in parquet.schema_arrow
-            if f.name in dictionary and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
-        ]
-        if not text:
+        present = [c for c in dictionary if c in parquet.schema_arrow.names]
+        if not present:
             return parquet
-        return pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=text, pre_buffer=False)
+        return pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=present, pre_buffer=False)
 
     def read_table(
         self,
