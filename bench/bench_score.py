@@ -214,13 +214,14 @@ def run_core(work: Path, model: str, engine: str) -> dict:
 
     settings = _settings(work)
     storage = settings.storage()
-    plan = Parallelism.from_settings(settings)
+    plan = Parallelism.from_settings(settings, engine)
     spec, card, scorer = _champion(work, model, engine, plan.threads)
+    scorer.open()  # as the flow does, before its lease and its clock
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
     ctx = scoring.RunContext(model, card["version"], "bench-core", started, DAY)
     files = partition_files(storage, spec, DAY)
-    with ThreadPoolExecutor(settings.max_workers) as pool:
+    with ThreadPoolExecutor(plan.files or 1) as pool:
         results = list(
             pool.map(
                 lambda obj: scoring.score_file(

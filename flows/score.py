@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import artifact_key, current_settings, logical_date, run_id
 from mlbatch import scoring
-from mlbatch.engines import select_engine
+from mlbatch.engines import build_engine, resolve_engine
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
 from mlbatch.parallel import Parallelism
 from mlbatch.parameters import ModelName
@@ -28,9 +28,14 @@ from mlbatch.settings import Settings
 from mlbatch.specs import ModelSpec, get_spec
 from tasks import scoring as t
 
+#: seconds between progress reports, and before the first: a night shorter than this reports none. Each report is
+#: an API call the server handles on the cores scoring uses; a 1M-row night (~2.5 s) made four, which cost a median
+#: 9-11% rows/s in five interleaved pairs (bench/bench_score.py; README, Benchmark)
+PROGRESS_EVERY = 5.0
 
-def task_runner(settings: Settings) -> Any:
-    """Threads on this machine by default; a Dask cluster when ``MLBATCH_TASK_RUNNER=dask``."""
+
+def task_runner(settings: Settings, plan: Parallelism) -> Any:
+    """Threads on this machine by default (``plan.files`` at once); a Dask cluster when ``MLBATCH_TASK_RUNNER=dask``."""
     if settings.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -39,7 +44,7 @@ def task_runner(settings: Settings) -> Any:
         return DaskTaskRunner(
             cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1, "dashboard_address": None}
         )
-    return ThreadPoolTaskRunner(max_workers=settings.max_workers)
+    return ThreadPoolTaskRunner(max_workers=plan.files or 1)
 
 
 def score_files(
@@ -49,16 +54,16 @@ def score_files(
     files: list,
     ctx: scoring.RunContext,
     profile: dict | None,
-    batches: int,
+    plan: Parallelism,
 ) -> list[scoring.FileResult]:
-    """Score each input file as its own task on the configured runner, reporting progress as files complete.
+    """Score each input file as its own task on the configured runner, reporting progress on nights of 5 s or more.
 
     Why the runner as a context manager rather than a nested flow: a subflow
     run costs ~0.5 s of API calls on every night (measured with
     ``bench/bench_score.py``), and the runner is still chosen at run time
     from the settings.
     """
-    with task_runner(settings) as runner:
+    with task_runner(settings, plan) as runner:
         futures = [
             runner.submit(
                 t.score_file,
@@ -69,20 +74,25 @@ def score_files(
                     "obj": obj,
                     "ctx": ctx,
                     "profile": profile,
-                    "workers": batches,
+                    "workers": plan.batches,
                 },
             )
             for obj in files
         ]
-        progress = create_progress_artifact(
-            0.0, key=artifact_key("scoring-progress", ctx.model), description=f"{ctx.model} {ctx.day}: files scored"
-        )
-        last = time.monotonic()
+        progress, total = None, len(futures)
+        started = last = time.monotonic()
         for done, _future in enumerate(as_completed(futures), start=1):
-            # at most one update a second, and the last: each is an API call on the flow's thread
-            if done == len(futures) or time.monotonic() - last >= 1.0:
-                update_progress_artifact(progress, 100.0 * done / len(futures))
-                last = time.monotonic()
+            now = time.monotonic()
+            if progress is None and now - started >= PROGRESS_EVERY:
+                progress = create_progress_artifact(
+                    100.0 * done / total,
+                    key=artifact_key("scoring-progress", ctx.model),
+                    description=f"{ctx.model} {ctx.day}: files scored",
+                )
+                last = now
+            elif progress is not None and (done == total or now - last >= PROGRESS_EVERY):
+                update_progress_artifact(progress, 100.0 * done / total)
+                last = now
         return [f.result() for f in futures]
 
 
@@ -123,9 +133,12 @@ def score(
         logger.info("skipping %s %s: already published at %s (overwrite=false)", spec.name, day, output)
         return {"model": spec.name, "date": day.isoformat(), "status": "skipped", "output": output}
     files = partition_files(storage, spec, day)
-    # chosen (and checksum-verified) before the lease: engine=onnx without a validated graph writes nothing
-    plan = Parallelism.from_settings(settings)
-    engine = select_engine(registry, chosen, spec, settings.engine, threads=plan.threads, kernel=settings.onnx_kernel)
+    # chosen, checksum-verified and opened before the lease: engine=onnx without a validated graph, or a graph
+    # ONNX Runtime refuses, writes nothing
+    name = resolve_engine(registry, chosen, settings.engine)
+    plan = Parallelism.from_settings(settings, name)
+    engine = build_engine(registry, chosen, spec, name, threads=plan.threads, kernel=settings.onnx_kernel)
+    engine.open()
     logger.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, chosen, engine.name, settings.engine)
     logger.info(plan.describe(len(files)))
     this_run = run_id()
@@ -143,7 +156,7 @@ def score(
         card = registry.card(chosen)
         ctx = scoring.RunContext(spec.name, chosen, this_run, started.replace(microsecond=0), day)
         clock = time.perf_counter()
-        results = score_files(settings, spec, engine, files, ctx, card.get("profile"), plan.batches)
+        results = score_files(settings, spec, engine, files, ctx, card.get("profile"), plan)
         seconds = time.perf_counter() - clock
         kernels = sorted({r.kernel for r in results if r.kernel})  # from each file: on Dask the workers opened them
         if kernels:

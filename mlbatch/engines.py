@@ -32,12 +32,17 @@ log = logging.getLogger(__name__)
 
 ONNX_GATE = "onnx_equivalence"
 EngineChoice = Literal["auto", "sklearn", "onnx"]
+EngineName = Literal["sklearn", "onnx"]
 
 
 class Engine(Protocol):
     name: str
     batch_rows: int  # rows per record batch when the spec does not set scoring.batch_size
     kernel_used: str | None  # the ONNX tree kernel the engine's session runs (``onnx_kernels``), once opened
+
+    def open(self) -> None:
+        """Load what the first batch would otherwise load, so a model that cannot run fails before any output."""
+        ...
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """Positive-class probability (binary) or prediction (regression) per row."""
@@ -74,6 +79,9 @@ class SklearnEngine:
         self.pipeline = pipeline
         self.spec = spec
         self.threads = threads
+
+    def open(self) -> None:
+        """Nothing to do: the pipeline was unpickled (and its checksum verified) when the engine was built."""
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         with self._limited():
@@ -156,10 +164,29 @@ class OnnxEngine:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _session=None, _lock=threading.Lock())
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def open(self) -> None:
+        """Create the session now (idempotent; otherwise the first batch does).
+
+        Why a caller opens it early: the scoring flow does so before taking the
+        date's lease, so a graph ONNX Runtime refuses fails the run before it
+        stages anything, and the 0.1-0.2 s of importing ``onnx`` and ONNX
+        Runtime and building the session is not spent while the cores wait
+        for the first file (bench/bench_score.py).
+        """
         with self._lock:
             if self._session is None:
-                self._session, self._output = self._open()
+                try:
+                    self._session, self._output = self._open()
+                except EngineError:
+                    raise
+                except Exception as exc:  # ONNX Runtime's own errors are untyped (pybind RuntimeError subclasses)
+                    raise EngineError(
+                        f"ONNX Runtime could not open the graph of {self.spec.name}: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:300]}"
+                    ) from exc
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        self.open()
         (result,) = self._session.run([self._output], feeds)
         if self.spec.task == "binary":
             return result[:, 1].astype(np.float64) if result.shape[1] > 1 else np.zeros(len(result))
@@ -231,6 +258,51 @@ def onnx_validated(card: dict[str, Any], verdict: dict[str, Any] | None) -> tupl
     return True, "ONNX export passed the equivalence gate"
 
 
+def resolve_engine(registry: Registry, version: int, choice: EngineChoice) -> EngineName:
+    """Which engine scores ``version``: ONNX when asked (or, under ``auto``, when validated), else scikit-learn.
+
+    Decided before the engine is built because the engine decides how the
+    cores are shared (``Parallelism.from_settings``), and that sets the
+    threads the engine is built with.
+
+    Raises:
+        EngineError: ``choice="onnx"`` and the version has no ONNX graph that passed the equivalence gate.
+    """
+    if choice not in ("auto", "sklearn", "onnx"):
+        raise EngineError(f"engine: {choice!r} is not one of auto, sklearn, onnx")
+    if choice == "sklearn":
+        return "sklearn"
+    ok, why = onnx_validated(registry.card(version), registry.verdict(version))
+    if ok:
+        return "onnx"
+    if choice == "onnx":
+        raise EngineError(
+            f"engine=onnx but {registry.model} version {version} has no validated ONNX model: {why}; "
+            "use engine=sklearn or auto"
+        )
+    log.info("%s v%d: scoring with scikit-learn (%s)", registry.model, version, why)
+    return "sklearn"
+
+
+def build_engine(
+    registry: Registry,
+    version: int,
+    spec: ModelSpec,
+    name: EngineName,
+    *,
+    threads: int | None = None,
+    kernel: OnnxKernel = ONNX_EXTENDED,
+) -> Engine:
+    """The engine ``resolve_engine`` chose, loaded from checksum-verified bytes.
+
+    Raises:
+        IntegrityError: the stored file does not match the card's checksum.
+    """
+    if name == "onnx":
+        return OnnxEngine(registry.verified_file(version, FILE_NAME), spec, threads, kernel=kernel)
+    return SklearnEngine(registry.load(version), spec, threads)
+
+
 def select_engine(
     registry: Registry,
     version: int,
@@ -240,22 +312,6 @@ def select_engine(
     threads: int | None = None,
     kernel: OnnxKernel = ONNX_EXTENDED,
 ) -> Engine:
-    """The engine scoring ``version``: ONNX when asked (or, under ``auto``, when validated), else scikit-learn.
-
-    Raises:
-        EngineError: ``choice="onnx"`` and the version has no ONNX graph that passed the equivalence gate.
-        IntegrityError: the stored file does not match the card's checksum.
-    """
-    if choice not in ("auto", "sklearn", "onnx"):
-        raise EngineError(f"engine: {choice!r} is not one of auto, sklearn, onnx")
-    if choice != "sklearn":
-        ok, why = onnx_validated(registry.card(version), registry.verdict(version))
-        if ok:
-            return OnnxEngine(registry.verified_file(version, FILE_NAME), spec, threads, kernel=kernel)
-        if choice == "onnx":
-            raise EngineError(
-                f"engine=onnx but {registry.model} version {version} has no validated ONNX model: {why}; "
-                "use engine=sklearn or auto"
-            )
-        log.info("%s v%d: scoring with scikit-learn (%s)", registry.model, version, why)
-    return SklearnEngine(registry.load(version), spec, threads)
+    """``resolve_engine`` then ``build_engine``, for callers that fix the threads themselves."""
+    name = resolve_engine(registry, version, choice)
+    return build_engine(registry, version, spec, name, threads=threads, kernel=kernel)

@@ -46,11 +46,33 @@ class Parallelism:
     threads: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Parallelism:
+    def from_settings(cls, settings: Settings, engine: str, cores: int | None = None) -> Parallelism:
+        """The plan for ``engine`` ("onnx" or "sklearn"); what the settings leave unset fills the cores.
+
+        Why the default depends on the engine: each file has serial phases
+        (opening it and decoding the first page of every column before its
+        first batch, encoding its last row group after its last one) during
+        which a file's batch workers wait. With ONNX Runtime a 125k-row file
+        scores in ~0.3 s, so those ~50 ms idled every core 15% of the time;
+        one file per core, each read, scored and written by one thread, keeps
+        the cores busy (+7-11% rows/s at 1M rows) for one more Parquet reader
+        (~30 MB). scikit-learn scores 2x slower, so the phases matter half as
+        much, and its engine is ~50 MB heavier: it keeps one file at a time
+        with a batch per core, inside 0.35x the naive script's memory
+        (bench/bench_score.py; README, Benchmark).
+        """
         if settings.task_runner == "dask":
             return cls(None, 1, settings.predict_threads or 1)
-        threads = settings.predict_threads or predict_threads(settings.max_workers * settings.batch_workers)
-        return cls(settings.max_workers, settings.batch_workers, threads)
+        cores = cores or os.cpu_count() or 1
+        files, batches = settings.max_workers, settings.batch_workers
+        if files is None and batches is None:
+            files, batches = (cores, 1) if engine == "onnx" else (1, cores)
+        elif files is None:
+            files = max(1, cores // batches)  # type: ignore[operator]  # batches is set here
+        elif batches is None:
+            batches = max(1, cores // files)
+        threads = settings.predict_threads or predict_threads(files * batches, cores)  # type: ignore[operator]
+        return cls(files, batches, threads)  # type: ignore[arg-type]
 
     def describe(self, n_files: int) -> str:
         files = "one per Dask worker" if self.files is None else str(self.files)

@@ -72,11 +72,13 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", description="Timezone of schedules and logical dates.")
     task_runner: Literal["threads", "dask"] = Field(default="threads", description="Task runner for scoring.")
     dask_address: str | None = Field(default=None, description="Existing Dask scheduler; None starts a LocalCluster.")
-    # one file at a time with two of its batches scored at once: as fast as two files at once on the benchmark,
-    # 30-40 MB less (one Parquet reader's page buffers instead of two; bench/bench_score.py)
-    max_workers: int = Field(default=1, ge=1, le=64, description="Files scored at once with the thread runner.")
-    batch_workers: int = Field(
-        default=2, ge=1, le=64, description="Batches of one file scored at once (threads runner; 1 on Dask)."
+    # unset: one file per core with ONNX Runtime, one file with a batch per core with scikit-learn; set one and
+    # the other fills the cores (``Parallelism.from_settings`` says why)
+    max_workers: int | None = Field(
+        default=None, ge=1, le=64, description="Files scored at once with the thread runner; None: by engine."
+    )
+    batch_workers: int | None = Field(
+        default=None, ge=1, le=64, description="Batches of one file scored at once (threads runner; 1 on Dask)."
     )
     predict_threads: int | None = Field(
         default=None, ge=1, le=256, description="OpenMP threads per prediction; None: cores / concurrent files."

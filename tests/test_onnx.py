@@ -338,6 +338,22 @@ def test_one_thread_onnx_sessions_run_the_onnx_extended_kernel_and_score_like_on
     assert used == ("onnx-extended", "onnxruntime", "onnxruntime")
 
 
+def test_opening_the_engine_early_loads_the_session_once_and_a_refused_graph_names_the_model(churn_spec, fitted):
+    _pipeline, export, frame = fitted
+    engine = OnnxEngine(export.data, churn_spec, threads=1)
+    assert engine.kernel_used is None  # nothing loaded by the constructor
+    engine.open()
+    session = engine._session
+    assert engine.kernel_used == "onnx-extended"  # known before any batch: the flow logs it up front
+    engine.open()
+    engine.scores(frame)
+    assert engine._session is session  # opened once, however often asked
+
+    broken = OnnxEngine(export.data[: len(export.data) // 2], churn_spec, threads=1)  # a truncated graph
+    with pytest.raises(EngineError, match=r"ONNX Runtime could not open the graph of churn: "):
+        broken.open()
+
+
 @pytest.mark.parametrize(
     "setup, kernel",
     [

@@ -91,18 +91,21 @@ def test_closing_early_waits_for_the_items_in_flight_and_starts_no_more():
     assert sorted(finished) == sorted(started)  # close returned only once every started item had finished
 
 
-def test_the_plan_shares_the_cores_between_files_and_batches_and_gives_dask_workers_one_of_each():
-    from mlbatch.parallel import Parallelism, predict_threads
+def test_the_plan_fills_the_cores_with_files_for_onnx_and_with_batches_for_sklearn_and_gives_dask_workers_one():
+    from mlbatch.parallel import Parallelism
     from mlbatch.settings import Settings
 
-    threads = Parallelism.from_settings(Settings(_env_file=None, max_workers=1, batch_workers=2))
-    assert threads == Parallelism(1, 2, predict_threads(2))
-    assert (
-        threads.describe(8)
-        == f"8 files: 1 at a time, 2 batches of each at once, {predict_threads(2)} prediction threads per batch"
-    )
+    unset = Settings(_env_file=None)
+    assert Parallelism.from_settings(unset, "onnx", cores=4) == Parallelism(4, 1, 1)
+    assert Parallelism.from_settings(unset, "sklearn", cores=4) == Parallelism(1, 4, 1)
+    # one of the two set: the other fills the cores, whichever the engine
+    assert Parallelism.from_settings(Settings(_env_file=None, max_workers=2), "onnx", cores=4) == Parallelism(2, 2, 1)
+    assert Parallelism.from_settings(Settings(_env_file=None, batch_workers=4), "onnx", cores=4) == Parallelism(1, 4, 1)
+    both = Parallelism.from_settings(Settings(_env_file=None, max_workers=1, batch_workers=2), "onnx", cores=8)
+    assert both == Parallelism(1, 2, 4)  # the cores left over become threads per prediction
+    assert both.describe(8) == "8 files: 1 at a time, 2 batches of each at once, 4 prediction threads per batch"
     pinned = Settings(_env_file=None, max_workers=2, batch_workers=2, predict_threads=3)
-    assert Parallelism.from_settings(pinned).threads == 3
-    dask = Parallelism.from_settings(Settings(_env_file=None, task_runner="dask", batch_workers=4))
+    assert Parallelism.from_settings(pinned, "sklearn").threads == 3
+    dask = Parallelism.from_settings(Settings(_env_file=None, task_runner="dask", batch_workers=4), "onnx")
     assert dask == Parallelism(None, 1, 1)
     assert dask.describe(8).startswith("8 files: one per Dask worker at a time, 1 batches")

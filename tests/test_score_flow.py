@@ -256,6 +256,7 @@ def test_corrupt_file_is_quarantined_and_the_good_one_published(flow_settings):
     assert [r["input"] for r in rows] == [bad_key]
     assert storage.uri(bad_key) in rows[0]["reason"]
     assert "files quarantined: 1" in artifacts["markdown"].data
+    assert "progress" not in artifacts  # a night shorter than PROGRESS_EVERY reports no progress
 
 
 def test_pinned_version_scores_every_file_and_champion_is_resolved_once(local_flow_settings, monkeypatch):
@@ -322,6 +323,7 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     version = install_champion(settings, start=TRAIN_START, model="churn_native")
     pipeline = Registry(storage, "churn_native").load(version)
     _night(settings, rows=5_000, files=1)
+    monkeypatch.setattr("flows.score.PROGRESS_EVERY", 0.0)  # report at every file, however short the night
 
     state = score(model="churn_native", run_date=DAY, return_state=True)
 
