@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     batch_workers: int | None = Field(
         default=None, ge=1, le=64, description="Batches of one file scored at once (threads runner; 1 on Dask)."
     )
+    task_min_bytes: int = Field(
+        default=32 * 2**20,
+        ge=0,
+        description="Input bytes per scoring task: smaller files are scored several to a task (0: a task per file).",
+    )
     predict_threads: int | None = Field(
         default=None, ge=1, le=256, description="OpenMP threads per prediction; None: cores / concurrent files."
     )

@@ -15,26 +15,32 @@ from mlbatch.storage import ObjectInfo
 from tasks import io_task
 
 
-@io_task(name="score-file", retries=2)
-def score_file(
+@io_task(name="score-files", retries=2)
+def score_files(
     settings: Settings,
     spec: ModelSpec,
     engine: Engine,
-    obj: ObjectInfo,
+    objs: list[ObjectInfo],
     ctx: scoring.RunContext,
     profile: dict[str, Any] | None,
     workers: int = 1,
-) -> scoring.FileResult:
-    """Retried on storage errors; the output name is deterministic, so a retry overwrites its own staging file."""
-    result = scoring.score_file(settings.storage(), spec, engine, obj, ctx, profile=profile, workers=workers)
-    logger = get_run_logger()
-    if result.error:
-        logger.error("quarantined %s: %s", obj.key, result.error)
-    else:
-        logger.info(
-            "scored %s: %d rows in %.1fs, %d batches at once", obj.key, result.rows_out, result.seconds, workers
-        )
-    return result
+) -> list[scoring.FileResult]:
+    """A group of files, one after another (``parallel.task_groups``); retried whole on storage errors.
+
+    A retry re-scores the files already done: output names are deterministic,
+    so each overwrites its own staging file.
+    """
+    storage, logger, results = settings.storage(), get_run_logger(), []
+    for obj in objs:
+        result = scoring.score_file(storage, spec, engine, obj, ctx, profile=profile, workers=workers)
+        if result.error:
+            logger.error("quarantined %s: %s", obj.key, result.error)
+        else:
+            logger.info(
+                "scored %s: %d rows in %.1fs, %d batches at once", obj.key, result.rows_out, result.seconds, workers
+            )
+        results.append(result)
+    return results
 
 
 @io_task(name="publish-partition", retries=0)

@@ -109,3 +109,22 @@ def test_the_plan_fills_the_cores_with_files_for_onnx_and_with_batches_for_sklea
     dask = Parallelism.from_settings(Settings(_env_file=None, task_runner="dask", batch_workers=4), "onnx")
     assert dask == Parallelism(None, 1, 1)
     assert dask.describe(8).startswith("8 files: one per Dask worker at a time, 1 batches")
+
+
+def test_small_files_are_grouped_into_a_multiple_of_the_lanes_and_large_ones_keep_a_task_each():
+    from mlbatch.parallel import task_groups
+
+    def groups(sizes, min_bytes, lanes):
+        return [list(g) for g in task_groups(sizes, min_bytes, lanes)]
+
+    mb = 2**20
+    assert groups([8 * mb] * 8, 32 * mb, 2) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # 4 files make 32 MB
+    assert groups([8 * mb] * 8, 16 * mb, 2) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    # 24 MB would make groups of 3: three groups on two lanes would leave one idle, so four of two
+    assert groups([8 * mb] * 8, 24 * mb, 2) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert groups([8 * mb] * 9, 32 * mb, 2) == [[0, 1], [2, 3], [4, 5, 6], [7, 8]]  # lengths differ by one at most
+    assert groups([80 * mb] * 3, 32 * mb, 2) == [[0], [1], [2]]  # each file alone is enough
+    assert groups([1] * 3, 32 * mb, 2) == [[0, 1], [2]]  # never fewer groups than lanes: each lane gets work
+    assert groups([1] * 3, 32 * mb, 1) == [[0, 1, 2]]
+    assert groups([8 * mb] * 4, 0, 2) == [[0], [1], [2], [3]]  # 0: a task per file
+    assert groups([], 32 * mb, 2) == []

@@ -111,6 +111,17 @@ def _flow_run_id(state) -> UUID:
     return state.state_details.flow_run_id
 
 
+def _task_runs(flow_run_id: UUID, name: str) -> int:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)),
+        )
+    return len(runs)
+
+
 def _logs(flow_run_id: UUID) -> list[str]:
     APILogHandler().flush()
     with get_client(sync_client=True) as client:
@@ -343,11 +354,16 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     assert scored["score"].tolist() == pytest.approx(expected[scored["customer_id"]].tolist(), abs=1e-12)
 
 
-@pytest.mark.parametrize("files_at_once, batches_at_once", [(2, 1), (1, 3)])
+@pytest.mark.parametrize("files_at_once, batches_at_once, tasks", [(2, 1, 2), (1, 3, 1)])
 def test_files_or_batches_scored_in_parallel_publish_what_one_at_a_time_publishes(
-    local_flow_settings, tmp_path, monkeypatch, files_at_once, batches_at_once
+    local_flow_settings, tmp_path, monkeypatch, files_at_once, batches_at_once, tasks
 ):
-    """``MLBATCH_MAX_WORKERS`` and ``MLBATCH_BATCH_WORKERS`` change how a night is scored, never what is published."""
+    """``MLBATCH_MAX_WORKERS``, ``MLBATCH_BATCH_WORKERS`` and ``MLBATCH_TASK_MIN_BYTES`` change how a night is scored,
+    never what is published.
+
+    The three small files are one task when one file is scored at a time and two tasks when two are (each lane
+    gets work); the baseline makes a task per file (``MLBATCH_TASK_MIN_BYTES=0``).
+    """
     import yaml
 
     doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
@@ -359,11 +375,16 @@ def test_files_or_batches_scored_in_parallel_publish_what_one_at_a_time_publishe
     _night(settings, rows=rows)
 
     published = []
-    for files, batches in ((1, 1), (files_at_once, batches_at_once)):
+    for files, batches, min_bytes, task_runs in ((1, 1, 0, FILES), (files_at_once, batches_at_once, None, tasks)):
         monkeypatch.setenv("MLBATCH_MAX_WORKERS", str(files))
         monkeypatch.setenv("MLBATCH_BATCH_WORKERS", str(batches))
+        if min_bytes is None:
+            monkeypatch.delenv("MLBATCH_TASK_MIN_BYTES", raising=False)
+        else:
+            monkeypatch.setenv("MLBATCH_TASK_MIN_BYTES", str(min_bytes))
         state = score(model="churn", run_date=DAY, overwrite=True, return_state=True)
         assert state.is_completed(), state.message
+        assert _task_runs(_flow_run_id(state), "score-files") == task_runs
         threads = predict_threads(files * batches)
         expected = (
             f"3 files: {files} at a time, {batches} batches of each at once, {threads} prediction threads per batch"
