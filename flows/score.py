@@ -81,9 +81,10 @@ def score_files(
     ``bench/bench_score.py``), and the runner is still chosen at run time
     from the settings.
     """
-    pack = _unvisited if plan.files is not None else dict  # see _unvisited: not on Dask
-    # a task per group of small files (on Dask, where the number of workers is not known here, one per file)
-    min_bytes = settings.task_min_bytes if plan.files is not None else 0
+    on_dask = plan.files is None
+    pack = dict if on_dask else _unvisited  # see _unvisited: quoted parameters do not survive pickling
+    # a task per group of small files; on Dask, where the number of workers is not known here, one per file
+    min_bytes = 0 if on_dask else settings.task_min_bytes
     groups = [files[g.start : g.stop] for g in task_groups([f.size for f in files], min_bytes, plan.files or 1)]
     with task_runner(settings, plan) as runner:
         futures = [

@@ -186,7 +186,8 @@ class OnnxEngine:
                     ) from exc
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        self.open()
+        if self._session is None:  # the lock only until the session exists, not on every batch
+            self.open()
         (result,) = self._session.run([self._output], feeds)
         if self.spec.task == "binary":
             return result[:, 1].astype(np.float64) if result.shape[1] > 1 else np.zeros(len(result))

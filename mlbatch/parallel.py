@@ -66,15 +66,16 @@ class Parallelism:
         if settings.task_runner == "dask":
             return cls(None, 1, settings.predict_threads or 1)
         cores = cores or os.cpu_count() or 1
-        files, batches = settings.max_workers, settings.batch_workers
-        if files is None and batches is None:
+        if settings.max_workers is not None:
+            files = settings.max_workers
+            batches = settings.batch_workers or max(1, cores // files)
+        elif settings.batch_workers is not None:
+            batches = settings.batch_workers
+            files = max(1, cores // batches)
+        else:
             files, batches = (cores, 1) if engine == "onnx" else (1, cores)
-        elif files is None:
-            files = max(1, cores // batches)  # type: ignore[operator]  # batches is set here
-        elif batches is None:
-            batches = max(1, cores // files)
-        threads = settings.predict_threads or predict_threads(files * batches, cores)  # type: ignore[operator]
-        return cls(files, batches, threads)  # type: ignore[arg-type]
+        threads = settings.predict_threads or predict_threads(files * batches, cores)
+        return cls(files, batches, threads)
 
     def describe(self, n_files: int) -> str:
         files = "one per Dask worker" if self.files is None else str(self.files)

@@ -253,7 +253,7 @@ def score_file(
         return result
     result.staged_key = staged
     result.engine = engine.name
-    result.kernel = engine.kernel_used  # known once the first batch opened the session
+    result.kernel = engine.kernel_used  # the session is open by now: opened by the flow, else by the first batch
     result.seconds = round(time.perf_counter() - started, 3)
     if stats is not None:
         result.stats = stats.result()
