@@ -32,6 +32,11 @@ that process tree (psutil) for its peak:
 
 Why subprocesses: peak memory is per process, and each variant must start
 cold so that one's caches do not flatter the next.
+
+``--repeat N`` runs N rounds, each of every variant back to back. The table
+shows each variant's median and best rate, its highest peak memory, and
+"x floor" as the median over rounds of its rate divided by its engine's
+floor in the same round (best against best beside it; see ``summarize``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -413,17 +419,47 @@ def start_server(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str
     raise RuntimeError("prefect server not healthy after 120 s")
 
 
-def ratios(results: list[dict], naive_mb: float | None) -> list[dict]:
-    """Each variant's rows/s against its engine's in-memory floor, and its peak memory against the naive script."""
-    floors = {
-        r["variant"].split(":")[1]: r["rows"] / r["seconds"] for r in results if r["variant"].startswith("predict")
-    }
-    for r in results:
-        r["rate"] = r["rows"] / r["seconds"]
-        engine = r["variant"].partition(":")[2] or "sklearn"  # dask and naive run scikit-learn; io no model
-        r["vs_floor"] = r["rate"] / floors[engine] if engine in floors and r["variant"] != "io" else None
+def summarize(rounds: list[dict[str, dict]]) -> list[dict]:
+    """One row per variant over the interleaved rounds: median and best rate, highest memory, ratios to the floor.
+
+    Why the median of per-round ratios: on this kind of shared machine two runs of
+    the same variant a few seconds apart differ by up to 10-15%, so the best of a
+    few runs of each variant compares two lucky draws. Each round runs every
+    variant back to back, so a variant divided by its engine's floor of the same
+    round, then the median over rounds, is the steadier number; best against
+    best is kept beside it.
+    """
+    variants = list(dict.fromkeys(v for r in rounds for v in r))
+    rows: list[dict] = []
+    for variant in variants:
+        runs = [r[variant] for r in rounds if variant in r]
+        rates = [x["rows"] / x["seconds"] for x in runs]
+        best = runs[rates.index(max(rates))]
+        engine = variant.partition(":")[2] or "sklearn"  # dask and naive run scikit-learn; io no model
+        floor = f"predict:{engine}"
+        paired = [
+            x["rows"] / x["seconds"] / (r[floor]["rows"] / r[floor]["seconds"])
+            for r in rounds
+            if variant in r and floor in r
+            for x in [r[variant]]
+        ]
+        floors = [r[floor]["rows"] / r[floor]["seconds"] for r in rounds if floor in r]
+        measured = bool(paired) and variant != "io"
+        rows.append(
+            {
+                **best,
+                "rate": max(rates),
+                "rate_median": statistics.median(rates),
+                "rates": rates,
+                "peak_mb": max(x["peak_mb"] for x in runs),
+                "vs_floor": statistics.median(paired) if measured else None,
+                "vs_floor_best": max(rates) / max(floors) if measured else None,
+            }
+        )
+    naive_mb = next((r["peak_mb"] for r in rows if r["variant"] == "naive"), None)
+    for r in rows:
         r["vs_naive_mb"] = r["peak_mb"] / naive_mb if naive_mb else None
-    return results
+    return rows
 
 
 def table(shape: str, info: dict, results: list[dict]) -> str:
@@ -433,12 +469,14 @@ def table(shape: str, info: dict, results: list[dict]) -> str:
     lines = [
         f"shape {shape} (model {info['model']} v{info['version']}; ONNX gate: {info['onnx_gate']})",
         "",
-        "| variant | rows | seconds | rows/s | x engine floor | peak RSS (MB) | x naive RSS | process wall (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | rows | rows/s median | rows/s best | x floor (median of rounds) | x floor (best/best) "
+        "| peak RSS (MB) | x naive RSS | process wall (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['variant']} | {r['rows']:,} | {r['seconds']:.1f} | {r['rate']:,.0f} | {fmt(r['vs_floor'], '.2f')} "
+            f"| {r['variant']} | {r['rows']:,} | {r['rate_median']:,.0f} | {r['rate']:,.0f} "
+            f"| {fmt(r['vs_floor'], '.2f')} | {fmt(r['vs_floor_best'], '.2f')} "
             f"| {r['peak_mb']:,.0f} | {fmt(r['vs_naive_mb'], '.2f')} | {r['process_seconds']:.1f} |"
         )
     return "\n".join(lines)
@@ -460,7 +498,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--repeat", type=int, default=1, help="runs per variant: fastest rate, highest memory")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds of every variant (see summarize)")
     parser.add_argument("--train-rows-per-day", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, help="scoring.batch_size in every spec (default: the engine's)")
     parser.add_argument(
@@ -510,8 +548,9 @@ def main() -> int:
     }
     try:
         for shape in shapes:
-            best: dict[str, dict] = {}
+            rounds: list[dict[str, dict]] = []
             for _ in range(args.repeat):  # interleaved, so a noisy minute hurts every variant alike
+                rounds.append({})
                 for variant in variants:
                     if variant.endswith(":onnx") and not info[shape]["onnx"]:
                         continue
@@ -523,16 +562,11 @@ def main() -> int:
                         f"{result['peak_mb']:>8,.0f} MB",
                         flush=True,
                     )
-                    kept = best.setdefault(variant, result)
-                    if result["rows"] / result["seconds"] > kept["rows"] / kept["seconds"]:
-                        best[variant] = {**result, "peak_mb": max(result["peak_mb"], kept["peak_mb"])}
-                    else:
-                        kept["peak_mb"] = max(result["peak_mb"], kept["peak_mb"])
+                    rounds[-1][variant] = result
             if not info[shape]["onnx"]:
                 print(f"note: {shape}: no validated ONNX graph ({info[shape]['onnx_gate']}); onnx variants skipped")
-            results = list(best.values())
-            naive = next((r["peak_mb"] for r in results if r["variant"] == "naive"), None)
-            report["shapes"][shape] = {**info[shape], "results": ratios(results, naive)}
+            results = summarize(rounds)
+            report["shapes"][shape] = {**info[shape], "results": results}
             print()
             print(table(shape, info[shape], results))
             server_mb = [r["server_mb"] for r in results if "server_mb" in r]
