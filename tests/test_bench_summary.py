@@ -1,0 +1,50 @@
+"""The benchmark's summary: the README's table is built from it, so its ratios must mean what the README says."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_score.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_score", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(variant: str, rate: float, peak_mb: float) -> dict:
+    return {"variant": variant, "rows": 1_000, "seconds": 1_000 / rate, "peak_mb": peak_mb, "process_seconds": 1.0}
+
+
+def test_x_floor_is_the_median_of_each_rounds_ratio_to_its_own_floor(bench):
+    # a lucky floor in round 2 and a lucky flow in round 3: best against best would say 110/120 = 0.92
+    rounds = [
+        {"predict:onnx": run("predict:onnx", 100, 900), "flow:onnx": run("flow:onnx", 95, 340)},
+        {"predict:onnx": run("predict:onnx", 120, 950), "flow:onnx": run("flow:onnx", 90, 350)},
+        {"predict:onnx": run("predict:onnx", 105, 920), "flow:onnx": run("flow:onnx", 110, 345)},
+    ]
+    rows = {r["variant"]: r for r in bench.summarize(rounds)}
+    flow = rows["flow:onnx"]
+    assert flow["vs_floor"] == pytest.approx(0.95)  # median of 0.95, 0.75, 1.0476
+    assert flow["vs_floor_best"] == pytest.approx(110 / 120)
+    assert flow["rate"] == pytest.approx(110) and flow["rate_median"] == pytest.approx(95)
+    assert flow["peak_mb"] == 350  # the highest of the rounds, not the best run's
+    assert rows["predict:onnx"]["vs_floor"] == pytest.approx(1.0)
+
+
+def test_variants_without_their_floor_or_naive_get_no_ratio(bench):
+    rounds = [
+        {"io": run("io", 500, 180), "naive": run("naive", 80, 1_000), "flow:sklearn": run("flow:sklearn", 90, 350)}
+    ]
+    rows = {r["variant"]: r for r in bench.summarize(rounds)}
+    assert rows["io"]["vs_floor"] is None and rows["flow:sklearn"]["vs_floor"] is None  # no predict:sklearn ran
+    assert rows["flow:sklearn"]["vs_naive_mb"] == pytest.approx(0.35)
+    assert "| flow:sklearn | 1,000 | 90 | 90 | — | — | 350 | 0.35 |" in bench.table(
+        "native", {"model": "m", "version": 1, "onnx_gate": "-"}, bench.summarize(rounds)
+    )
