@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -42,9 +43,9 @@ def _transient(task, task_run, state) -> bool:
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def score_date(model: str, day: dt.date, version: int, overwrite: bool) -> backfill.Outcome:
+def score_date(model: str, day: dt.date, version: int, overwrite: bool, cores: int) -> backfill.Outcome:
     """Run the ``score`` flow for one date as a subflow (its own run in the UI, linked to this one)."""
-    result = score(model=model, run_date=day, version=version, overwrite=overwrite)
+    result = score(model=model, run_date=day, version=version, overwrite=overwrite, cores=cores)
     if result["status"] == "skipped":
         return backfill.Outcome(day, "skipped", "already published (found by the score run)")
     return backfill.Outcome(day, "published", f"version {result['version']}", result["rows"])
@@ -76,7 +77,7 @@ def backfill_scoring(
         start: first date to score (inclusive).
         end: last date to score (inclusive).
         overwrite: re-score dates already published; otherwise they are skipped.
-        max_parallel: how many dates are scored at the same time (each date also runs its files in parallel).
+        max_parallel: how many dates are scored at the same time; the machine's cores are shared among them.
         version: pin a validated version; defaults to the champion, resolved once for the whole range.
     """
     settings = current_settings()
@@ -87,18 +88,24 @@ def backfill_scoring(
     storage = settings.storage()
     chosen = resolve_version(Registry(storage, spec.name, settings.hmac_key()), version)
     to_score, outcomes = backfill.plan(days, published_dates(storage, spec.name), overwrite=overwrite)
+    cores = backfill.cores_per_date(os.cpu_count() or 1, max_parallel, len(to_score))
     logger.info(
-        "backfill %s %s..%s with version %d: %d to score, %d already published",
+        "backfill %s %s..%s with version %d: %d to score, %d already published; %d at once, %d cores each",
         spec.name,
         days[0],
         days[-1],
         chosen,
         len(to_score),
         len(outcomes),
+        min(max_parallel, len(to_score)),
+        cores,
     )
     with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
         futures = [
-            runner.submit(score_date, {"model": spec.name, "day": day, "version": chosen, "overwrite": overwrite})
+            runner.submit(
+                score_date,
+                {"model": spec.name, "day": day, "version": chosen, "overwrite": overwrite, "cores": cores},
+            )
             for day in to_score
         ]
         outcomes += [_outcome(day, f) for day, f in zip(to_score, futures, strict=True)]

@@ -22,7 +22,7 @@ from mlbatch import scoring
 from mlbatch.engines import build_engine, resolve_engine
 from mlbatch.errors import ParameterError, RegistryError, ScoringError
 from mlbatch.parallel import Parallelism, task_groups
-from mlbatch.parameters import ModelName
+from mlbatch.parameters import ModelName, check_positive
 from mlbatch.partitions import partition_files
 from mlbatch.registry import Registry
 from mlbatch.settings import Settings
@@ -136,7 +136,11 @@ def resolve_version(registry: Registry, version: int | None) -> int:
 
 @flow(name="score", log_prints=True)
 def score(
-    model: ModelName = "churn", run_date: dt.date | None = None, version: int | None = None, overwrite: bool = False
+    model: ModelName = "churn",
+    run_date: dt.date | None = None,
+    version: int | None = None,
+    overwrite: bool = False,
+    cores: int | None = None,
 ) -> dict:
     """Score one date's partition with one model version and publish it all-or-nothing.
 
@@ -145,7 +149,11 @@ def score(
         run_date: date partition to score; defaults to the day before the scheduled start (the logical date).
         version: pin a validated version; defaults to the champion, resolved once at the start.
         overwrite: replace an already published partition; otherwise it is skipped.
+        cores: cores this run's files, batches and threads are planned for; defaults to every core of the machine.
+            A backfill gives each date its share.
     """
+    if cores is not None:
+        check_positive(cores, "cores", upper=1024)
     settings = current_settings()
     logger = get_run_logger()
     spec = get_spec(settings.models_dir, model, resolve_estimator=False)
@@ -161,7 +169,7 @@ def score(
     # chosen, checksum-verified and opened before the lease: engine=onnx without a validated graph, or a graph
     # ONNX Runtime refuses, writes nothing
     name = resolve_engine(registry, chosen, settings.engine)
-    plan = Parallelism.from_settings(settings, name)
+    plan = Parallelism.from_settings(settings, name, cores=cores)
     engine = build_engine(registry, chosen, spec, name, threads=plan.threads, kernel=settings.onnx_kernel)
     engine.open()
     logger.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, chosen, engine.name, settings.engine)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -21,6 +22,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
     TaskRunFilter,
     TaskRunFilterName,
 )
@@ -81,6 +83,15 @@ def _table_artifact(flow_run_id) -> list[dict]:
     return json.loads(data) if isinstance(data, str) else data
 
 
+def _date_cores(flow_run_id) -> list[int]:
+    """The ``cores`` each date's ``score`` subflow of this backfill run was given, as the server recorded them."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+        )
+    return sorted(run.parameters["cores"] for run in runs)
+
+
 def _day(start: dt.date, offset: int) -> dt.date:
     return start + dt.timedelta(days=offset)
 
@@ -88,8 +99,11 @@ def _day(start: dt.date, offset: int) -> dt.date:
 def test_small_range_publishes_every_date_then_skips_them(lake):
     storage = lake.storage()
     first, last = _day(SMALL_START, 0), _day(SMALL_START, 2)
-    result = backfill_scoring(model="churn", start=first, end=last, max_parallel=2)
+    state = backfill_scoring(model="churn", start=first, end=last, max_parallel=2, return_state=True)
+    result = state.result()
     assert result["published"] == 3 and result["skipped"] == 0 and result["failed"] == 0
+    # two dates at once share the machine's cores instead of each planning for all of them
+    assert _date_cores(state.state_details.flow_run_id) == [backfill.cores_per_date(os.cpu_count() or 1, 2, 3)] * 3
     manifests = {i: read_manifest(storage, "churn", _day(SMALL_START, i)) for i in range(3)}
     assert [m["rows_out"] for m in manifests.values()] == [200, 200, 200]
     assert all(len(m["files"]) == 2 for m in manifests.values())
@@ -107,6 +121,7 @@ def test_small_range_publishes_every_date_then_skips_them(lake):
     ]
     assert rows[0]["reason"] == "already published (overwrite=false)"
     assert rows[3]["rows"] == 200
+    assert _date_cores(state.state_details.flow_run_id) == [os.cpu_count() or 1]  # the one date left: every core
     assert {i: read_manifest(storage, "churn", _day(SMALL_START, i))["run_id"] for i in range(3)} == runs_before
 
 

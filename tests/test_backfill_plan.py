@@ -81,3 +81,18 @@ def test_model_choices_are_the_spec_files(repo_root, tmp_path):
     (tmp_path / "b.yaml").write_text("x")
     (tmp_path / "a.yaml").write_text("x")
     assert model_choices(tmp_path) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("cores", "max_parallel", "dates", "each"),
+    [
+        (2, 4, 10, 1),  # four dates on two cores: one core each, not the whole machine each
+        (2, 1, 10, 2),
+        (2, 4, 1, 2),  # one date left to score gets every core whatever max_parallel says
+        (8, 3, 10, 2),
+        (8, 3, 2, 4),
+        (1, 4, 4, 1),
+    ],
+)
+def test_each_date_is_planned_for_its_share_of_the_cores(cores, max_parallel, dates, each):
+    assert backfill.cores_per_date(cores, max_parallel, dates) == each

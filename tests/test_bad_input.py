@@ -202,6 +202,7 @@ PARAMETER_CASES = {
     "model `../etc`": ({"model": "../etc"}, ("invalid model name '../etc'",)),
     "missing version": ({"version": 99}, ("has no version 99",)),
     "version `0`": ({"version": 0}, ("version: 0 is not a version number",)),
+    "cores `0`": ({"cores": 0}, ("cores: 0 is not allowed; expected an integer from 1 to 1024",)),
 }
 
 
