@@ -429,21 +429,20 @@ def summarize(rounds: list[dict[str, dict]]) -> list[dict]:
     round, then the median over rounds, is the steadier number; best against
     best is kept beside it.
     """
+
+    def rate(result: dict) -> float:
+        return result["rows"] / result["seconds"]
+
     variants = list(dict.fromkeys(v for r in rounds for v in r))
     rows: list[dict] = []
     for variant in variants:
         runs = [r[variant] for r in rounds if variant in r]
-        rates = [x["rows"] / x["seconds"] for x in runs]
+        rates = [rate(x) for x in runs]
         best = runs[rates.index(max(rates))]
         engine = variant.partition(":")[2] or "sklearn"  # dask and naive run scikit-learn; io no model
         floor = f"predict:{engine}"
-        paired = [
-            x["rows"] / x["seconds"] / (r[floor]["rows"] / r[floor]["seconds"])
-            for r in rounds
-            if variant in r and floor in r
-            for x in [r[variant]]
-        ]
-        floors = [r[floor]["rows"] / r[floor]["seconds"] for r in rounds if floor in r]
+        paired = [rate(r[variant]) / rate(r[floor]) for r in rounds if variant in r and floor in r]
+        floors = [rate(r[floor]) for r in rounds if floor in r]
         measured = bool(paired) and variant != "io"
         rows.append(
             {

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from mlbatch.parallel import cores_each
+
 Status = Literal["published", "skipped", "failed"]
 
 
@@ -58,8 +60,7 @@ def cores_per_date(cores: int, max_parallel: int, dates: int) -> int:
     with its Parquet reader's ~30 MB of page buffers, for no more rows per
     second than 4. Never less than one core, so a date always runs.
     """
-    in_flight = max(1, min(max_parallel, dates))
-    return max(1, cores // in_flight)
+    return cores_each(cores, min(max_parallel, dates))
 
 
 def summarize(outcomes: Iterable[Outcome]) -> list[dict[str, str | int | None]]:

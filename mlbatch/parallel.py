@@ -22,6 +22,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def cores_each(cores: int, ways: int) -> int:
+    """Each one's share when ``ways`` things (files, batches, backfill dates) split ``cores``; never less than one."""
+    return max(1, cores // max(1, ways))
+
+
 def predict_threads(concurrent_batches: int, cores: int | None = None) -> int:
     """Threads per prediction when ``concurrent_batches`` batches (of one file or several) are scored at once.
 
@@ -32,7 +37,7 @@ def predict_threads(concurrent_batches: int, cores: int | None = None) -> int:
     3-7x faster with one thread than with the default; two at once showed no
     difference beyond run-to-run noise on a quiet one (bench/bench_score.py).
     """
-    return max(1, (cores or os.cpu_count() or 1) // max(1, concurrent_batches))
+    return cores_each(cores or os.cpu_count() or 1, concurrent_batches)
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,10 @@ class Parallelism:
         cores = cores or os.cpu_count() or 1
         if settings.max_workers is not None:
             files = settings.max_workers
-            batches = settings.batch_workers or max(1, cores // files)
+            batches = settings.batch_workers or cores_each(cores, files)
         elif settings.batch_workers is not None:
             batches = settings.batch_workers
-            files = max(1, cores // batches)
+            files = cores_each(cores, batches)
         else:
             files, batches = (cores, 1) if engine == "onnx" else (1, cores)
         threads = settings.predict_threads or predict_threads(files * batches, cores)
