@@ -45,6 +45,20 @@ def test_variants_without_their_floor_or_naive_get_no_ratio(bench):
     rows = {r["variant"]: r for r in bench.summarize(rounds)}
     assert rows["io"]["vs_floor"] is None and rows["flow:sklearn"]["vs_floor"] is None  # no predict:sklearn ran
     assert rows["flow:sklearn"]["vs_naive_mb"] == pytest.approx(0.35)
-    assert "| flow:sklearn | 1,000 | 90 | 90 | — | — | 350 | 0.35 |" in bench.table(
+    assert rows["flow:sklearn"]["vs_batched"] is None  # nor batched:sklearn
+    assert "| flow:sklearn | 1,000 | 90 | 90 | — | — | — | 350 | 0.35 |" in bench.table(
         "native", {"model": "m", "version": 1, "onnx_gate": "-"}, bench.summarize(rounds)
     )
+
+
+def test_x_batched_pairs_each_round_with_its_engines_batched_run(bench):
+    # batched is the model alone in the flow's calls: the flow over it is the share its own work leaves the model
+    rounds = [
+        {"batched:onnx": run("batched:onnx", 120, 500), "flow:onnx": run("flow:onnx", 90, 340)},
+        {"batched:onnx": run("batched:onnx", 100, 500), "flow:onnx": run("flow:onnx", 80, 340)},
+        {"batched:onnx": run("batched:onnx", 110, 500), "flow:onnx": run("flow:onnx", 88, 340)},
+    ]
+    rows = {r["variant"]: r for r in bench.summarize(rounds)}
+    assert rows["flow:onnx"]["vs_batched"] == pytest.approx(0.8)  # median of 0.75, 0.8, 0.8
+    assert rows["batched:onnx"]["vs_batched"] == pytest.approx(1.0)
+    assert rows["flow:onnx"]["vs_floor"] is None  # no predict:onnx in these rounds
