@@ -33,6 +33,20 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _cores(value: str) -> int:
+    """``--cores``: checked here with the flow's own rule, so a typo fails before a Prefect server starts."""
+    from mlbatch.parameters import check_positive
+
+    try:
+        cores = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cores: {value!r} is not an integer") from None
+    try:
+        return check_positive(cores, "cores", upper=1024)
+    except MlbatchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _offline_prefect() -> None:
     """No internet here or on most workers: never phone home."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -75,7 +89,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> Any:
 
     if args.engine:  # the flow reads its settings from the environment, like a deployed run on a worker
         os.environ["MLBATCH_ENGINE"] = args.engine
-    return score(model=args.model, run_date=args.date, version=args.version, overwrite=args.overwrite)
+    return score(model=args.model, run_date=args.date, version=args.version, overwrite=args.overwrite, cores=args.cores)
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> Any:
@@ -217,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "sklearn", "onnx"],
         default=None,
         help="scoring engine (default: MLBATCH_ENGINE, else auto = ONNX when the version passed its gate)",
+    )
+    p.add_argument(
+        "--cores",
+        type=_cores,
+        default=None,
+        help="cores to plan files, batches and threads for (default: every core of the machine)",
     )
 
     p = add("backfill", cmd_backfill, "score every date of a range (skipping published dates) a few at a time")

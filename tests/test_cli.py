@@ -137,6 +137,8 @@ def _assert_one_line_failure(proc: subprocess.CompletedProcess, code: int, *frag
 FAILURES = [
     (["score", "churn", "--run-date", "2026-13-01"], 2, ["'2026-13-01' is not a valid date", "YYYY-MM-DD"]),
     (["score", "churn", "--date", "yesterday"], 2, ["'yesterday' is not a valid date"]),
+    (["score", "churn", "--cores", "0"], 2, ["cores: 0 is not allowed; expected an integer from 1 to 1024"]),
+    (["score", "churn", "--cores", "two"], 2, ["cores: 'two' is not an integer"]),
     (["frobnicate"], 2, ["invalid choice: 'frobnicate'"]),
     (["card"], 2, ["required: model"]),
     (["versions", "attrition"], 1, ["unknown model 'attrition'", "known models: churn"]),
