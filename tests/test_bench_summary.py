@@ -53,11 +53,8 @@ def test_variants_without_their_floor_or_naive_get_no_ratio(bench):
 
 def test_x_batched_pairs_each_round_with_its_engines_batched_run(bench):
     # batched is the model alone in the flow's calls: the flow over it is the share its own work leaves the model
-    rounds = [
-        {"batched:onnx": run("batched:onnx", 120, 500), "flow:onnx": run("flow:onnx", 90, 340)},
-        {"batched:onnx": run("batched:onnx", 100, 500), "flow:onnx": run("flow:onnx", 80, 340)},
-        {"batched:onnx": run("batched:onnx", 110, 500), "flow:onnx": run("flow:onnx", 88, 340)},
-    ]
+    rates = [(120, 90), (100, 80), (110, 88)]  # (batched, flow) per round
+    rounds = [{"batched:onnx": run("batched:onnx", b, 500), "flow:onnx": run("flow:onnx", f, 340)} for b, f in rates]
     rows = {r["variant"]: r for r in bench.summarize(rounds)}
     assert rows["flow:onnx"]["vs_batched"] == pytest.approx(0.8)  # median of 0.75, 0.8, 0.8
     assert rows["batched:onnx"]["vs_batched"] == pytest.approx(1.0)
