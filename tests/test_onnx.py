@@ -345,6 +345,7 @@ def test_opening_the_engine_early_loads_the_session_once_and_a_refused_graph_nam
     engine.open()
     session = engine._session
     assert engine.kernel_used == "onnx-extended"  # known before any batch: the flow logs it up front
+    assert not session.get_session_options().enable_mem_pattern  # else a plan is kept per batch length all night
     engine.open()
     engine.scores(frame)
     assert engine._session is session  # opened once, however often asked

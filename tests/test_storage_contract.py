@@ -13,12 +13,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from mlbatch.errors import ConflictError, ObjectNotFoundError, ParameterError
 from mlbatch.storage import Storage
+from mlbatch.storage.local import LocalStorage
 
 ROUNDS = 8
 
@@ -169,6 +172,24 @@ def test_parquet_file_reads_named_text_columns_as_dictionaries(storage: Storage)
     assert batch.column(0).dictionary.to_pylist() == ["a", "b"]
     assert batch.column(0).to_pylist() == ["a", "b", None, "a"]
     assert storage.parquet_file("p/one.parquet").schema_arrow.field("s").type == pa.string()
+
+
+def test_local_parquet_file_holds_a_page_per_column_not_the_whole_row_group(tmp_path: Path):
+    """The scoring reader's memory must not grow with the writer's row-group size (see ``parquet_file``)."""
+    values = np.random.default_rng(0).random(2_000_000)  # 16 MB of incompressible doubles in one row group
+    pq.write_table(pa.table({"x": values}), tmp_path / "big.parquet", row_group_size=len(values), use_dictionary=False)
+    local = LocalStorage(tmp_path)
+    assert pq.ParquetFile(tmp_path / "big.parquet").metadata.row_group(0).column(0).total_compressed_size > 15e6
+
+    def held_while_streaming(storage: Storage) -> int:
+        before = pa.total_allocated_bytes()
+        batches = storage.parquet_file("big.parquet").iter_batches(batch_size=1024, columns=["x"])
+        assert next(batches).column(0).to_pylist() == values[:1024].tolist()
+        return pa.total_allocated_bytes() - before
+
+    assert held_while_streaming(local) < 4e6  # a 1 MB page, decompressed, and the 64 KiB buffer
+    local.read_buffer_size = 0  # what S3 does: one read of each column chunk
+    assert held_while_streaming(local) > 15e6
 
 
 # ---- conditional writes ----------------------------------------------------------------------------------

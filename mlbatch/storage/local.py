@@ -34,6 +34,8 @@ def _token(data: bytes) -> str:
 class LocalStorage(Storage):
     """Objects are files below ``root``; keys map to relative paths."""
 
+    read_buffer_size = 64 * 1024  # see Storage.parquet_file
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root_uri = f"file://{self.root}"
