@@ -158,9 +158,10 @@ class Storage(ABC):
         buffer of that size, so a reader holds a page per column, not every
         column's whole compressed chunk, and its memory no longer grows with
         the writer's row-group size. Local storage sets it (a read is a
-        syscall): -13 MB of Arrow memory for two files scored at once, at the
-        same rows/s (bench/bench_score.py shapes, 125k-row groups). S3 leaves
-        it at 0: each buffer refill would be another ranged GET.
+        syscall): -13 MB of Arrow memory for two files scored at once through
+        ``scoring.score_file``, at the same rows/s (the benchmark's 125k-row
+        files; README, Benchmark). S3 leaves it at 0: each buffer refill would
+        be another ranged GET.
         """
         source = self.arrow_fs.open_input_file(self.arrow_path(key))
         options: dict[str, Any] = {"pre_buffer": False, "buffer_size": self.read_buffer_size}
