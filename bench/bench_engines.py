@@ -25,15 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.champions import gated_version  # noqa: E402
 from mlbatch import scoring  # noqa: E402
 from mlbatch.engines import OnnxEngine, SklearnEngine, select_engine  # noqa: E402
 from mlbatch.partitions import partition_files  # noqa: E402
-from mlbatch.registry import Registry, serialize_model  # noqa: E402
-from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, export_onnx, onnx_gate  # noqa: E402
+from mlbatch.registry import Registry  # noqa: E402
 from mlbatch.sampledata import SampleConfig, write_sample  # noqa: E402
 from mlbatch.settings import Settings  # noqa: E402
 from mlbatch.specs import load_spec  # noqa: E402
-from mlbatch.training import fit, load_window, predict_scores, time_split  # noqa: E402
 
 DAY = dt.date(2026, 3, 1)
 TRAIN_START = dt.date(2026, 1, 1)
@@ -63,19 +62,15 @@ def prepare(lake: Path, rows: int, files: int) -> dict:
     storage = settings.storage()
     spec = load_spec(ROOT / "models" / "churn.yaml")
     write_sample(storage, SampleConfig(start=TRAIN_START, days=spec.training.window_days, rows_per_day=500))
-    as_of = TRAIN_START + dt.timedelta(days=spec.training.window_days)
-    data = load_window(storage, spec, as_of)
-    train, holdout = time_split(data.frame, spec.training.holdout_days, as_of)
-    pipeline = fit(spec, train)
-    candidate = Candidate(pipeline, len(train), holdout, predict_scores(pipeline, holdout, spec), {}, 0.0)
-    export = export_onnx(candidate, spec)
-    card = build_card(spec, data, candidate, ChampionEvaluation(None, None, "bench"), "bench", [], export)
-    registry = Registry(storage, spec.name)
-    version = registry.register(serialize_model(pipeline), card, export.extra_files())
-    gate = onnx_gate(registry, spec, version, candidate)
-    registry.record_verdict(version, [gate], "bench")
+    version, gate = gated_version(
+        storage, spec, TRAIN_START + dt.timedelta(days=spec.training.window_days), promote=False
+    )
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=rows, files_per_day=files, seed=7))
-    return {"version": version, "gate": gate["detail"], "onnx_bytes": export.card_section()["size"]}
+    return {
+        "version": version,
+        "gate": gate["detail"],
+        "onnx_bytes": Registry(storage, spec.name).card(version)["onnx"]["size"],
+    }
 
 
 def run_variant(

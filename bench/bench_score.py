@@ -107,12 +107,11 @@ def prepare(
     """Sample data, and per shape a champion trained, exported and gated as the retraining flow does it."""
     import yaml
 
-    from mlbatch.registry import Registry, serialize_model
-    from mlbatch.retraining import ChampionEvaluation, build_card, export_onnx, onnx_gate, train_candidate
+    from bench.champions import gated_version
+    from mlbatch.registry import Registry
     from mlbatch.sampledata import SampleConfig, write_sample
     from mlbatch.settings import Settings
     from mlbatch.specs import load_spec
-    from mlbatch.training import load_window
 
     models = work / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -132,13 +131,7 @@ def prepare(
         spec = load_spec(path)
         registry = Registry(storage, spec.name)
         if registry.champion() is None:
-            data = load_window(storage, spec, DAY)
-            candidate = train_candidate(data, spec)
-            export = export_onnx(candidate, spec)
-            card = build_card(spec, data, candidate, ChampionEvaluation(None, None, "bench"), "bench", [], export)
-            version = registry.register(serialize_model(candidate.pipeline), card, export.extra_files())
-            registry.record_verdict(version, [onnx_gate(registry, spec, version, candidate)], "bench")
-            registry.promote(version, "benchmark", "bench")
+            gated_version(storage, spec, DAY, promote=True)
         version = registry.champion()
         gate = next(g for g in registry.verdict(version)["gates"] if g["gate"] == "onnx_equivalence")
         info[shape] = {"model": spec.name, "version": version, "onnx_gate": gate["detail"], "onnx": gate["passed"]}

@@ -1,0 +1,34 @@
+"""A benchmark's model version, made with the retraining flow's own steps but without Prefect.
+
+Why not run the retraining flow: a benchmark's set-up should not need a
+Prefect server, and its data checks and champion comparison have nothing to
+check on generated data. Why not a bench-only shortcut (fitting on a hand
+split): the version must be what a night would score, an ONNX graph exported
+and gated as the flow does it, so the engine choice is the flow's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from mlbatch.registry import Registry, serialize_model
+from mlbatch.retraining import ChampionEvaluation, build_card, export_onnx, onnx_gate, train_candidate
+from mlbatch.specs import ModelSpec
+from mlbatch.storage import Storage
+from mlbatch.training import load_window
+
+
+def gated_version(storage: Storage, spec: ModelSpec, as_of: dt.date, *, promote: bool) -> tuple[int, dict[str, Any]]:
+    """Train on the spec's window before ``as_of``, register with the ONNX graph and its gate; the version and gate."""
+    data = load_window(storage, spec, as_of)
+    candidate = train_candidate(data, spec)
+    export = export_onnx(candidate, spec)
+    card = build_card(spec, data, candidate, ChampionEvaluation(None, None, "bench"), "bench", [], export)
+    registry = Registry(storage, spec.name)
+    version = registry.register(serialize_model(candidate.pipeline), card, export.extra_files())
+    gate = onnx_gate(registry, spec, version, candidate)
+    registry.record_verdict(version, [gate], "bench")
+    if promote:
+        registry.promote(version, "benchmark", "bench")
+    return version, gate
