@@ -46,7 +46,7 @@ def test_variants_without_their_floor_or_naive_get_no_ratio(bench):
     assert rows["io"]["vs_floor"] is None and rows["flow:sklearn"]["vs_floor"] is None  # no predict:sklearn ran
     assert rows["flow:sklearn"]["vs_naive_mb"] == pytest.approx(0.35)
     assert rows["flow:sklearn"]["vs_batched"] is None  # nor batched:sklearn
-    assert "| flow:sklearn | 1,000 | 90 | 90 | — | — | — | 350 | 0.35 |" in bench.table(
+    assert "| flow:sklearn | 1,000 | 90 | 90 | — | — | — | 350 | 0.35 | 0.35 |" in bench.table(
         "native", {"model": "m", "version": 1, "onnx_gate": "-"}, bench.summarize(rounds)
     )
 
@@ -59,3 +59,17 @@ def test_x_batched_pairs_each_round_with_its_engines_batched_run(bench):
     assert rows["flow:onnx"]["vs_batched"] == pytest.approx(0.8)  # median of 0.75, 0.8, 0.8
     assert rows["batched:onnx"]["vs_batched"] == pytest.approx(1.0)
     assert rows["flow:onnx"]["vs_floor"] is None  # no predict:onnx in these rounds
+
+
+def test_x_naive_rss_worst_round_pairs_each_peak_with_the_naive_peak_of_its_round(bench):
+    # the naive script's own peak varies run to run: highest against highest hides a round where it ran low
+    peaks = [(1_000, 340), (950, 345), (1_030, 342)]  # (naive, flow) per round
+    rounds = [{"naive": run("naive", 80, n), "flow:onnx": run("flow:onnx", 90, f)} for n, f in peaks]
+    rows = {r["variant"]: r for r in bench.summarize(rounds)}
+    assert rows["flow:onnx"]["vs_naive_mb"] == pytest.approx(345 / 1_030)
+    assert rows["flow:onnx"]["vs_naive_mb_worst"] == pytest.approx(345 / 950)
+    assert rows["flow:onnx"]["peaks_mb"] == [340, 345, 342]
+    assert rows["naive"]["vs_naive_mb_worst"] == pytest.approx(1.0)
+    assert "| 345 | 0.33 | 0.36 |" in bench.table(
+        "onehot", {"model": "m", "version": 1, "onnx_gate": "-"}, list(rows.values())
+    )
