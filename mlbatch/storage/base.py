@@ -155,13 +155,15 @@ class Storage(ABC):
         file lacks are skipped. The footer is read once either way.
 
         With ``read_buffer_size`` set, each column chunk is read through a
-        buffer of that size, so a reader holds a page per column, not every
-        column's whole compressed chunk, and its memory no longer grows with
-        the writer's row-group size. Local storage sets it (a read is a
-        syscall): -13 MB of Arrow memory for two files scored at once through
-        ``scoring.score_file``, at the same rows/s (the benchmark's 125k-row
-        files; README, Benchmark). S3 leaves it at 0: each buffer refill would
-        be another ranged GET.
+        buffer of that size, so a reader holds at most that (and a page) per
+        column, not every column's whole compressed chunk, and its memory no
+        longer grows with the writer's row-group size. Local storage reads
+        64 KiB at a time (a read is a syscall): -13 MB of Arrow memory for two
+        files scored at once through ``scoring.score_file``, at the same rows/s
+        (the benchmark's 125k-row files; README, Benchmark). S3 reads 8 MiB at
+        a time: each refill is another ranged GET, so the buffer is sized for
+        the GET to cost more in transfer than in latency, and a chunk that fits
+        is read in one GET, as it would be whole.
         """
         source = self.arrow_fs.open_input_file(self.arrow_path(key))
         options: dict[str, Any] = {"pre_buffer": False, "buffer_size": self.read_buffer_size}
