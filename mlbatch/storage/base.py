@@ -161,9 +161,9 @@ class Storage(ABC):
         64 KiB at a time (a read is a syscall): -13 MB of Arrow memory for two
         files scored at once through ``scoring.score_file``, at the same rows/s
         (the benchmark's 125k-row files; README, Benchmark). S3 reads 8 MiB at
-        a time: each refill is another ranged GET, so the buffer is sized for
-        the GET to cost more in transfer than in latency, and a chunk that fits
-        is read in one GET, as it would be whole.
+        a time: each refill is another ranged GET, a round trip, so the buffer
+        is large; a chunk that fits is read in one GET, as it would be whole,
+        and only a larger one costs more GETs.
         """
         source = self.arrow_fs.open_input_file(self.arrow_path(key))
         options: dict[str, Any] = {"pre_buffer": False, "buffer_size": self.read_buffer_size}
