@@ -62,15 +62,9 @@ def prepare(lake: Path, rows: int, files: int) -> dict:
     storage = settings.storage()
     spec = load_spec(ROOT / "models" / "churn.yaml")
     write_sample(storage, SampleConfig(start=TRAIN_START, days=spec.training.window_days, rows_per_day=500))
-    version, gate = gated_version(
-        storage, spec, TRAIN_START + dt.timedelta(days=spec.training.window_days), promote=False
-    )
+    made = gated_version(storage, spec, TRAIN_START + dt.timedelta(days=spec.training.window_days), promote=False)
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=rows, files_per_day=files, seed=7))
-    return {
-        "version": version,
-        "gate": gate["detail"],
-        "onnx_bytes": Registry(storage, spec.name).card(version)["onnx"]["size"],
-    }
+    return {"version": made.version, "gate": made.gate["detail"], "onnx_bytes": made.card["onnx"]["size"]}
 
 
 def run_variant(

@@ -10,7 +10,7 @@ and gated as the flow does it, so the engine choice is the flow's.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.retraining import ChampionEvaluation, build_card, export_onnx, onnx_gate, train_candidate
@@ -19,8 +19,14 @@ from mlbatch.storage import Storage
 from mlbatch.training import load_window
 
 
-def gated_version(storage: Storage, spec: ModelSpec, as_of: dt.date, *, promote: bool) -> tuple[int, dict[str, Any]]:
-    """Train on the spec's window before ``as_of``, register with the ONNX graph and its gate; the version and gate."""
+class GatedVersion(NamedTuple):
+    version: int
+    card: dict[str, Any]
+    gate: dict[str, Any]
+
+
+def gated_version(storage: Storage, spec: ModelSpec, as_of: dt.date, *, promote: bool) -> GatedVersion:
+    """Train on the spec's window before ``as_of``, register with the ONNX graph and its gate."""
     data = load_window(storage, spec, as_of)
     candidate = train_candidate(data, spec)
     export = export_onnx(candidate, spec)
@@ -31,4 +37,4 @@ def gated_version(storage: Storage, spec: ModelSpec, as_of: dt.date, *, promote:
     registry.record_verdict(version, [gate], "bench")
     if promote:
         registry.promote(version, "benchmark", "bench")
-    return version, gate
+    return GatedVersion(version, card, gate)

@@ -39,9 +39,7 @@ def _code(exc: ClientError) -> str:
 class S3Storage(Storage):
     """Objects live under ``s3://bucket/prefix``."""
 
-    # a column chunk up to 8 MiB is still one ranged GET, as a whole-chunk read is; a larger one (a writer's
-    # 128 MB row groups) is read in 8 MiB GETs, so a reader holds at most that per column (see Storage.parquet_file)
-    read_buffer_size = 8 * 1024 * 1024
+    read_buffer_size = 8 * 1024 * 1024  # each refill is a ranged GET; see Storage.parquet_file
 
     def __init__(self, bucket: str, prefix: str, settings: Settings) -> None:
         self.bucket = bucket
