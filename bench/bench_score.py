@@ -3,6 +3,7 @@
     python bench/bench_score.py                          # 1M rows, every shape and variant
     python bench/bench_score.py --rows 10000000          # 10M rows (the naive script needs ~15 GB: see --variants)
     python bench/bench_score.py --shapes example --variants flow:onnx,predict:onnx --workdir /tmp/b
+    python bench/bench_score.py --rows 10000000 --baseline 1m.json   # + each flow's growth over a 1M run's --json
 
 Generates ``--rows`` rows of sample data in ``--files`` Parquet files (16
 numeric + 3 categorical features), then trains, exports to ONNX, gates and
@@ -45,6 +46,9 @@ floor in the same round (best against best beside it; see ``summarize``);
 "x naive RSS" is the highest peak over the naive script's highest; the worst
 round's ratio (a peak over the naive script's peak of the same round) is beside
 it, because the naive script's own peak varies by ~15% from run to run.
+
+Last, an acceptance table checks the issue's bounds (``acceptance``) on this
+run's numbers, so a run on another machine says for itself which still hold.
 """
 
 from __future__ import annotations
@@ -537,6 +541,85 @@ def table(shape: str, info: dict, results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: the issue's acceptance bounds (issue 9): each is checked against this run's numbers by ``acceptance``
+FLOOR_AT_LEAST = 0.9
+NAIVE_MB_AT_MOST = 0.35
+ONNX_OVER_SKLEARN_AT_LEAST = 2.0
+GROWTH_AT_MOST = 1.1
+
+
+def acceptance(shapes: dict[str, dict], baseline: dict[str, dict] | None = None) -> list[dict]:
+    """Each acceptance bound against this run: the statistic, its value, the bound and whether it holds.
+
+    Why both memory statistics: the flow's peak hardly moves between runs
+    while the naive script's varies by up to ~10%, so the highest against the
+    highest and the worst round (each peak over the naive script's peak of
+    its own round) can fall on either side of a bound; the table shows both
+    rather than picking one. ``baseline`` is the ``shapes`` of an earlier run
+    at fewer rows (its ``--json``): with it, each flow's peak here over its
+    peak there is checked against the flatness bound.
+    """
+    checks: list[dict] = []
+
+    def check(shape: str, what: str, value: float | None, bound: str, holds: bool | None) -> None:
+        checks.append({"shape": shape, "criterion": what, "value": value, "bound": bound, "holds": holds})
+
+    for shape, info in shapes.items():
+        rows = {r["variant"]: r for r in info["results"]}
+        for engine in ("onnx", "sklearn"):
+            flow = rows.get(f"flow:{engine}")
+            if flow is None:
+                continue
+            floor = flow.get("vs_floor")
+            check(
+                shape,
+                f"flow:{engine} rate / {engine} floor (median of rounds)",
+                floor,
+                f">= {FLOOR_AT_LEAST}",
+                None if floor is None else floor >= FLOOR_AT_LEAST,
+            )
+            for key, label in (("vs_naive_mb", "highest over highest"), ("vs_naive_mb_worst", "worst round")):
+                ratio = flow.get(key)
+                check(
+                    shape,
+                    f"flow:{engine} peak / naive peak ({label})",
+                    ratio,
+                    f"<= {NAIVE_MB_AT_MOST}",
+                    None if ratio is None else ratio <= NAIVE_MB_AT_MOST,
+                )
+            before = ((baseline or {}).get(shape) or {}).get("results", [])
+            earlier = next((r for r in before if r["variant"] == f"flow:{engine}"), None)
+            if earlier is not None:
+                growth = flow["peak_mb"] / earlier["peak_mb"]
+                check(
+                    shape,
+                    f"flow:{engine} peak at {flow['rows']:,} / at {earlier['rows']:,} rows",
+                    growth,
+                    f"<= {GROWTH_AT_MOST}",
+                    growth <= GROWTH_AT_MOST,
+                )
+        onnx, sklearn = rows.get("flow:onnx"), rows.get("flow:sklearn")
+        if onnx and sklearn and len(onnx["rates"]) == len(sklearn["rates"]):  # both ran in every round
+            speedup = statistics.median(a / b for a, b in zip(onnx["rates"], sklearn["rates"], strict=True))
+            check(
+                shape,
+                "flow:onnx rate / flow:sklearn rate (median of rounds)",
+                speedup,
+                f">= {ONNX_OVER_SKLEARN_AT_LEAST}",
+                speedup >= ONNX_OVER_SKLEARN_AT_LEAST,
+            )
+    return checks
+
+
+def acceptance_table(checks: list[dict]) -> str:
+    verdict = {True: "yes", False: "**no**", None: "not measured"}
+    lines = ["| shape | criterion | value | bound | holds |", "|---|---|---:|---|---|"]
+    for c in checks:
+        value = "—" if c["value"] is None else f"{c['value']:.3f}"
+        lines.append(f"| {c['shape']} | {c['criterion']} | {value} | {c['bound']} | {verdict[c['holds']]} |")
+    return "\n".join(lines)
+
+
 def machine() -> str:
     import psutil
 
@@ -563,6 +646,11 @@ def main() -> int:
         help="tree kernel of the onnx variants (MLBATCH_ONNX_KERNEL)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="the --json of an earlier run at fewer rows: the acceptance check adds each flow's memory growth",
+    )
     parser.add_argument("--workdir", type=Path, help="keep data and champions here and reuse them next time")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "ENGINE", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -572,6 +660,8 @@ def main() -> int:
         print(json.dumps(RUNNERS[kind](args.workdir, model, engine)))
         return 0
 
+    # read before the run, so a wrong path fails now rather than after it
+    baseline = json.loads(args.baseline.read_text())["shapes"] if args.baseline else None
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mlbatch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -632,6 +722,12 @@ def main() -> int:
         if server is not None:
             os.killpg(server.pid, 15)
             server.wait(timeout=30)
+    report["acceptance"] = acceptance(report["shapes"], baseline)
+    if report["acceptance"]:
+        print(
+            f"acceptance (issue 9's bounds, set for 1M rows and up; here {args.rows:,} rows; shapes: onehot, native)\n"
+        )
+        print(acceptance_table(report["acceptance"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

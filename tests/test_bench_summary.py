@@ -73,3 +73,54 @@ def test_x_naive_rss_worst_round_pairs_each_peak_with_the_naive_peak_of_its_roun
     assert "| 345 | 0.33 | 0.36 |" in bench.table(
         "onehot", {"model": "m", "version": 1, "onnx_gate": "-"}, list(rows.values())
     )
+
+
+def test_acceptance_checks_each_bound_and_shows_both_memory_statistics(bench):
+    # onnx: 2.5x and 2x scikit-learn's rate in the two rounds; scikit-learn's flow is 0.349 of the naive script's
+    # highest peak but 0.363 of its low draw in round 2, so only the worst-round check fails
+    rounds = [
+        {
+            "predict:onnx": run("predict:onnx", 400, 1_000),
+            "predict:sklearn": run("predict:sklearn", 160, 1_100),
+            "flow:onnx": run("flow:onnx", 500, 320),
+            "flow:sklearn": run("flow:sklearn", 200, 345),
+            "naive": run("naive", 130, 1_000),
+        },
+        {
+            "predict:onnx": run("predict:onnx", 420, 990),
+            "predict:sklearn": run("predict:sklearn", 150, 1_050),
+            "flow:onnx": run("flow:onnx", 380, 322),
+            "flow:sklearn": run("flow:sklearn", 190, 349),
+            "naive": run("naive", 128, 960),
+        },
+    ]
+    shapes = {"onehot": {"results": bench.summarize(rounds)}}
+    checks = {c["criterion"]: c for c in bench.acceptance(shapes)}
+    assert checks["flow:onnx rate / onnx floor (median of rounds)"]["value"] == pytest.approx((1.25 + 380 / 420) / 2)
+    assert checks["flow:onnx rate / flow:sklearn rate (median of rounds)"]["value"] == pytest.approx(2.25)
+    assert checks["flow:onnx rate / flow:sklearn rate (median of rounds)"]["holds"] is True
+    highest = checks["flow:sklearn peak / naive peak (highest over highest)"]
+    worst = checks["flow:sklearn peak / naive peak (worst round)"]
+    assert highest["value"] == pytest.approx(0.349) and highest["holds"] is True
+    assert worst["value"] == pytest.approx(349 / 960) and worst["holds"] is False
+    assert not any("rows" in name for name in checks)  # no baseline run: no growth check
+    assert "| onehot | flow:sklearn peak / naive peak (worst round) | 0.364 | <= 0.35 | **no** |" in (
+        bench.acceptance_table(list(checks.values()))
+    )
+
+
+def test_acceptance_with_a_baseline_run_checks_each_flows_growth(bench):
+    def one_round(rows: int, flow_mb: float) -> dict:
+        result = run("flow:onnx", 400, flow_mb)
+        return {"flow:onnx": {**result, "rows": rows}}
+
+    baseline = {"native": {"results": bench.summarize([one_round(1_000_000, 320)])}}
+    flat = {"native": {"results": bench.summarize([one_round(10_000_000, 345)])}}
+    grown = {"native": {"results": bench.summarize([one_round(10_000_000, 360)])}}
+    name = "flow:onnx peak at 10,000,000 / at 1,000,000 rows"
+    check = {c["criterion"]: c for c in bench.acceptance(flat, baseline)}[name]
+    assert check["value"] == pytest.approx(345 / 320) and check["holds"] is True
+    assert {c["criterion"]: c for c in bench.acceptance(grown, baseline)}[name]["holds"] is False  # 1.125x
+    # without predict:onnx and naive in the run, their checks are there but say they were not measured
+    floor = {c["criterion"]: c for c in bench.acceptance(flat)}["flow:onnx rate / onnx floor (median of rounds)"]
+    assert floor["holds"] is None and "| not measured |" in bench.acceptance_table([floor])
