@@ -45,7 +45,7 @@ floor in the same round (best against best beside it; see ``summarize``);
 "x batched" is the same paired median against its engine's ``batched`` variant.
 "x naive RSS" is the highest peak over the naive script's highest; the worst
 round's ratio (a peak over the naive script's peak of the same round) is beside
-it, because the naive script's own peak varies by ~15% from run to run.
+it, because the naive script's own peak varies by ~10% from run to run.
 
 Last, an acceptance table checks the issue's bounds (``acceptance``) on this
 run's numbers, so a run on another machine says for itself which still hold.
@@ -66,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -552,7 +553,7 @@ def acceptance(shapes: dict[str, dict], baseline: dict[str, dict] | None = None)
     """Each acceptance bound against this run: the statistic, its value, the bound and whether it holds.
 
     Why both memory statistics: the flow's peak hardly moves between runs
-    while the naive script's varies by up to ~10%, so the highest against the
+    while the naive script's varies by ~10%, so the highest against the
     highest and the worst round (each peak over the naive script's peak of
     its own round) can fall on either side of a bound; the table shows both
     rather than picking one. ``baseline`` is the ``shapes`` of an earlier run
@@ -561,7 +562,9 @@ def acceptance(shapes: dict[str, dict], baseline: dict[str, dict] | None = None)
     """
     checks: list[dict] = []
 
-    def check(shape: str, what: str, value: float | None, bound: str, holds: bool | None) -> None:
+    def check(shape: str, what: str, value: float | None, *, least: float = -inf, most: float = inf) -> None:
+        bound = f">= {least}" if least > -inf else f"<= {most}"
+        holds = None if value is None else least <= value <= most
         checks.append({"shape": shape, "criterion": what, "value": value, "bound": bound, "holds": holds})
 
     for shape, info in shapes.items():
@@ -570,34 +573,15 @@ def acceptance(shapes: dict[str, dict], baseline: dict[str, dict] | None = None)
             flow = rows.get(f"flow:{engine}")
             if flow is None:
                 continue
-            floor = flow.get("vs_floor")
-            check(
-                shape,
-                f"flow:{engine} rate / {engine} floor (median of rounds)",
-                floor,
-                f">= {FLOOR_AT_LEAST}",
-                None if floor is None else floor >= FLOOR_AT_LEAST,
-            )
+            floor = f"flow:{engine} rate / {engine} floor (median of rounds)"
+            check(shape, floor, flow.get("vs_floor"), least=FLOOR_AT_LEAST)
             for key, label in (("vs_naive_mb", "highest over highest"), ("vs_naive_mb_worst", "worst round")):
-                ratio = flow.get(key)
-                check(
-                    shape,
-                    f"flow:{engine} peak / naive peak ({label})",
-                    ratio,
-                    f"<= {NAIVE_MB_AT_MOST}",
-                    None if ratio is None else ratio <= NAIVE_MB_AT_MOST,
-                )
+                check(shape, f"flow:{engine} peak / naive peak ({label})", flow.get(key), most=NAIVE_MB_AT_MOST)
             before = ((baseline or {}).get(shape) or {}).get("results", [])
             earlier = next((r for r in before if r["variant"] == f"flow:{engine}"), None)
             if earlier is not None:
-                growth = flow["peak_mb"] / earlier["peak_mb"]
-                check(
-                    shape,
-                    f"flow:{engine} peak at {flow['rows']:,} / at {earlier['rows']:,} rows",
-                    growth,
-                    f"<= {GROWTH_AT_MOST}",
-                    growth <= GROWTH_AT_MOST,
-                )
+                growth = f"flow:{engine} peak at {flow['rows']:,} / at {earlier['rows']:,} rows"
+                check(shape, growth, flow["peak_mb"] / earlier["peak_mb"], most=GROWTH_AT_MOST)
         onnx, sklearn = rows.get("flow:onnx"), rows.get("flow:sklearn")
         if onnx and sklearn and len(onnx["rates"]) == len(sklearn["rates"]):  # both ran in every round
             speedup = statistics.median(a / b for a, b in zip(onnx["rates"], sklearn["rates"], strict=True))
@@ -605,8 +589,7 @@ def acceptance(shapes: dict[str, dict], baseline: dict[str, dict] | None = None)
                 shape,
                 "flow:onnx rate / flow:sklearn rate (median of rounds)",
                 speedup,
-                f">= {ONNX_OVER_SKLEARN_AT_LEAST}",
-                speedup >= ONNX_OVER_SKLEARN_AT_LEAST,
+                least=ONNX_OVER_SKLEARN_AT_LEAST,
             )
     return checks
 
