@@ -70,10 +70,11 @@ class SklearnEngine:
 
     name = "sklearn"
     kernel_used = None  # no ONNX tree kernel
-    # 16k rows: ~40 MB less than 32k in the flow. 16k used to score 4-17% slower, but that fixed cost per batch was
-    # threadpool_limits' library scan (see above); without it, one thread scores 16k and 32k batches alike
-    # (7.5-7.7 us a row; bench/bench_score.py; README, Benchmark)
-    batch_rows = 16_384
+    # 8k rows: ~20 MB less than 16k in the flow (two batches in flight, each with pandas' and the pipeline's copies
+    # of it), for 4-5% fewer rows/s (five interleaved pairs per shape, 1M rows); that memory keeps the flow inside
+    # 0.35x the naive script's on every round measured. 16k and 32k score alike on one thread now that the fixed
+    # cost per batch (threadpool_limits' library scan, see above) is gone (bench/bench_score.py; README, Benchmark)
+    batch_rows = 8_192
 
     def __init__(self, pipeline: Any, spec: ModelSpec, threads: int | None = None) -> None:
         self.pipeline = pipeline

@@ -166,7 +166,7 @@ class ScoringSpec(_Strict):
         ge=1_000,
         description=(
             "Rows per record batch: bounds memory. Default: the engine's (ONNX Runtime 16,384, scikit-learn "
-            "32,768), each the smallest that scores as fast as 131,072 (bench/bench_score.py)."
+            "8,192; README, Benchmark)."
         ),
     )
     passthrough: list[str] = Field(default_factory=list, description="Input columns copied to the output.")
