@@ -70,7 +70,7 @@ class SklearnEngine:
 
     name = "sklearn"
     kernel_used = None  # no ONNX tree kernel
-    # 8k rows: ~20 MB less than 16k in the flow (two batches in flight, each with pandas' and the pipeline's copies
+    # 8k rows: ~20 MB less than 16k in the flow (each batch in flight also carries pandas' and the pipeline's copies
     # of it), for 4-5% fewer rows/s (five interleaved pairs per shape, 1M rows); that memory keeps the flow inside
     # 0.35x the naive script's on every round measured. 16k and 32k score alike on one thread now that the fixed
     # cost per batch (threadpool_limits' library scan, see above) is gone (bench/bench_score.py; README, Benchmark)
