@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mlbatch-prefect-home-")
-sys.path.insert(0, str(Path(__file__).parent))  # test helpers (faultproxy) import as top-level modules
+sys.path.insert(0, str(Path(__file__).parent / "support"))  # test helpers (faultproxy, tests_support) import as top-level modules
 
 from mlbatch.settings import Settings
 from mlbatch.specs import load_spec

@@ -374,14 +374,14 @@ def test_onnx_engine_in_a_fresh_process_scores_with_the_kernel_it_can(churn_spec
         "from pathlib import Path\n"
         "from mlbatch.engines import OnnxEngine\n"
         "from mlbatch.specs import load_spec\n"
-        f"spec = load_spec(Path({str(Path(__file__).resolve().parent.parent / 'models' / 'churn.yaml')!r}))\n"
+        f"spec = load_spec(Path({str(Path(__file__).resolve().parents[2] / 'models' / 'churn.yaml')!r}))\n"
         f"engine = OnnxEngine(Path({str(model)!r}).read_bytes(), spec, threads=1)\n"
         f"np.save({str(scores)!r}, engine.scores(pd.read_parquet({str(rows)!r})))\n"
         "print(engine.kernel_used)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", child],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=120,
@@ -480,7 +480,7 @@ def test_a_night_scored_with_onnx_never_imports_scikit_learn(local_flow_settings
     proc = subprocess.run(
         [sys.executable, "-c", child],
         env={**flow_process_env(settings, tmp_path / "prefect-home"), "MLBATCH_ENGINE": "auto"},
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=300,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_score.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_score.py"
 
 
 @pytest.fixture(scope="module")
