@@ -55,10 +55,10 @@ def cores_per_date(cores: int, max_parallel: int, dates: int) -> int:
     """The cores each date's scoring is planned for when ``max_parallel`` dates run at once in one process.
 
     Why: each date plans its files, batches and threads for the cores it is
-    given (``Parallelism.from_settings``); given the whole machine, four
-    dates at once on 2 cores kept 8 files in flight with ONNX Runtime, each
-    with its Parquet reader's ~30 MB of page buffers, for no more rows per
-    second than 4. Never less than one core, so a date always runs.
+    given (``Parallelism.plan``); given the whole machine, every date at once
+    would keep a file per core in flight each, every one with its Parquet
+    reader's buffers, for no more rows per second. Never less than one core,
+    so a date always runs.
     """
     return cores_each(cores, min(max_parallel, dates))
 

@@ -1,6 +1,6 @@
-"""Promotion gates: each a plain function returning one verdict, so the flow can run them as separate tasks
-and the card records which passed and why. A candidate is promoted only if every *required* gate passed; a
-gate marked ``required=False`` (ONNX equivalence unless the spec requires ONNX) only warns."""
+"""Promotion gates: each a plain function returning one ``GateResult``, so the verdict records which passed and
+why. A candidate is promoted only if every *required* gate passed; a gate marked ``required=False`` (ONNX
+equivalence unless the spec requires ONNX) only warns."""
 
 from __future__ import annotations
 
@@ -16,16 +16,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlbatch.engines.onnx_runtime import OnnxEngine
+from mlbatch.engines.scikit_learn import pipeline_scores
+from mlbatch.engines.selection import ONNX_GATE
+from mlbatch.features import model_input
 from mlbatch.metrics import evaluate
+from mlbatch.records import GateResult, OnnxSection
 from mlbatch.specs import ModelSpec
-from mlbatch.training import model_input
 
 
-def verdict(gate: str, passed: bool, detail: str, *, required: bool = True, **measured: Any) -> dict[str, Any]:
-    return {"gate": gate, "passed": bool(passed), "detail": detail, "required": required, **measured}
+def verdict(gate: str, passed: bool, detail: str, *, required: bool = True, **measured: float) -> GateResult:
+    return GateResult(gate=gate, passed=bool(passed), detail=detail, required=required, measured=measured)
 
 
-def absolute_floor(spec: ModelSpec, candidate: dict[str, float]) -> dict[str, Any]:
+def absolute_floor(spec: ModelSpec, candidate: dict[str, float]) -> GateResult:
     """(a) The primary metric clears the spec's fixed threshold."""
     name, floor = spec.validation.primary_metric, spec.validation.min_primary
     value = candidate.get(name, math.nan)
@@ -38,7 +42,7 @@ def absolute_floor(spec: ModelSpec, candidate: dict[str, float]) -> dict[str, An
 
 def versus_champion(
     spec: ModelSpec, candidate: dict[str, float], champion: dict[str, float] | None, champion_version: int | None
-) -> dict[str, Any]:
+) -> GateResult:
     """(b) Not worse than the champion on the same holdout by more than the spec's tolerances."""
     name = spec.validation.primary_metric
     if champion is None:
@@ -61,7 +65,7 @@ def versus_champion(
     )
 
 
-def not_degenerate(scores: np.ndarray) -> dict[str, Any]:
+def not_degenerate(scores: np.ndarray) -> GateResult:
     """(d) Predictions vary and contain no NaN: a constant model passes metrics it should not."""
     nan = int(np.isnan(scores).sum())
     spread = float(np.nanstd(scores)) if len(scores) else 0.0
@@ -69,16 +73,13 @@ def not_degenerate(scores: np.ndarray) -> dict[str, Any]:
     return verdict("not_degenerate", ok, f"{len(scores)} scores, {nan} NaN, std {spread:.6f}")
 
 
-def throughput(spec: ModelSpec, pipeline: Any, sample: pd.DataFrame) -> dict[str, Any]:
+def throughput(spec: ModelSpec, pipeline: Any, sample: pd.DataFrame) -> GateResult:
     """(e) Scoring speed on a reference sample, if the spec sets a floor."""
     floor = spec.validation.min_throughput_rows_per_s
     features = model_input(sample, spec)
     start = time.perf_counter()
-    if spec.task == "binary":
-        pipeline.predict_proba(features)
-    else:
-        pipeline.predict(features)
-    rate = len(features) / max(time.perf_counter() - start, 1e-9)
+    pipeline_scores(pipeline, features, spec)
+    rate = len(sample) / max(time.perf_counter() - start, 1e-9)
     if floor is None:
         return verdict("throughput", True, f"{rate:,.0f} rows/s, no floor set")
     return verdict("throughput", rate >= floor, f"{rate:,.0f} rows/s, floor {floor:,.0f}")
@@ -86,7 +87,7 @@ def throughput(spec: ModelSpec, pipeline: Any, sample: pd.DataFrame) -> dict[str
 
 def reload_in_fresh_process(
     env: dict[str, str], model: str, version: int, holdout: pd.DataFrame, expected: np.ndarray
-) -> dict[str, Any]:
+) -> GateResult:
     """(c) A new Python process loads the stored artifact (checksum verified) and reproduces the scores exactly.
 
     This catches what an in-process check cannot: an artifact that only
@@ -114,27 +115,26 @@ def reload_in_fresh_process(
 
 def onnx_equivalence(
     spec: ModelSpec,
-    onnx_section: dict[str, Any],
+    onnx_section: OnnxSection,
     model: bytes | None,
     holdout: pd.DataFrame,
     expected: np.ndarray,
-) -> dict[str, Any]:
+) -> GateResult:
     """(f) The stored ONNX graph scores the holdout like scikit-learn did.
 
     Passes when the share of rows differing by more than ``onnx.atol`` is at
     most ``onnx.max_mismatch_share`` and the primary metric moves by at most
     ``onnx.max_metric_delta``: float32 tree thresholds put a few rows per
-    million off by up to ~3e-2, which a max-difference test would reject.
+    million a branch away, which a max-difference test would reject.
     Required (rejects) only when the spec sets ``onnx.required``; otherwise a
     failure is a warning and the version is scored with scikit-learn.
     """
-    from mlbatch.engines import ONNX_GATE, OnnxEngine
-
     cfg = spec.onnx
     if model is None:
-        reason = onnx_section.get("reason") or "no model.onnx was stored"
+        reason = onnx_section.reason or "no model.onnx was stored"
         return verdict(ONNX_GATE, False, f"no ONNX model: {reason}", required=cfg.required)
-    scores = OnnxEngine(model, spec, threads=1).scores(holdout)  # one thread: the tree kernel scoring runs
+    # one thread: the tree kernel scoring runs
+    scores = OnnxEngine(model, spec, threads=1).score(model_input(holdout, spec))
     diff = np.abs(scores - expected)
     max_diff = float(np.nanmax(diff)) if len(diff) else 0.0
     mismatched = int(((diff > cfg.atol) | (np.isnan(scores) != np.isnan(expected))).sum())

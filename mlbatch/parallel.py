@@ -6,17 +6,14 @@ a file's every batch would be read into memory before the first is scored.
 
 from __future__ import annotations
 
-import itertools
-import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from mlbatch.settings import Settings
+from mlbatch.settings import Tuning
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,9 +30,7 @@ def predict_threads(concurrent_batches: int, cores: int | None = None) -> int:
     Why: HistGradientBoosting predicts with OpenMP threads and ONNX Runtime
     with its own pool; two batches scored at once with two threads each
     oversubscribe the cores, and OpenMP's barriers then wait on descheduled
-    threads. Measured on a loaded 2-core machine: one file scored alone ran
-    3-7x faster with one thread than with the default; two at once showed no
-    difference beyond run-to-run noise on a quiet one (bench/bench_score.py).
+    threads.
     """
     return cores_each(cores or os.cpu_count() or 1, concurrent_batches)
 
@@ -53,33 +48,29 @@ class Parallelism:
     threads: int
 
     @classmethod
-    def from_settings(cls, settings: Settings, engine: str, cores: int | None = None) -> Parallelism:
-        """The plan for ``engine`` ("onnx" or "sklearn"); what the settings leave unset fills the cores.
+    def plan(cls, tuning: Tuning, engine: str, *, dask: bool = False, cores: int | None = None) -> Parallelism:
+        """The plan for ``engine`` ("onnx" or "sklearn"); what the tuning leaves unset fills the cores.
 
         Why the default depends on the engine: each file has serial phases
-        (opening it and decoding the first page of every column before its
-        first batch, encoding its last row group after its last one) during
-        which a file's batch workers wait. With ONNX Runtime a 125k-row file
-        scores in ~0.3 s, so those ~50 ms idled every core 15% of the time;
-        one file per core, each read, scored and written by one thread, keeps
-        the cores busy (+7-11% rows/s at 1M rows) for one more Parquet reader
-        (~30 MB). scikit-learn scores 2x slower, so the phases matter half as
-        much, and its engine is ~50 MB heavier: it keeps one file at a time
-        with a batch per core, inside 0.35x the naive script's memory
-        (bench/bench_score.py; README, Benchmark).
+        (opening it before its first batch, encoding its last row group after
+        its last one) during which a file's batch workers wait. ONNX Runtime
+        scores fast enough for those phases to matter, so it scores one file
+        per core, each read, scored and written by one thread; scikit-learn
+        scores slower and its engine is heavier in memory, so it scores one
+        file at a time with a batch per core (docs/performance.md).
         """
-        if settings.task_runner == "dask":
-            return cls(None, 1, settings.predict_threads or 1)
+        if dask:
+            return cls(None, 1, tuning.predict_threads or 1)
         cores = cores or os.cpu_count() or 1
-        if settings.max_workers is not None:
-            files = settings.max_workers
-            batches = settings.batch_workers or cores_each(cores, files)
-        elif settings.batch_workers is not None:
-            batches = settings.batch_workers
+        if tuning.max_workers is not None:
+            files = tuning.max_workers
+            batches = tuning.batch_workers or cores_each(cores, files)
+        elif tuning.batch_workers is not None:
+            batches = tuning.batch_workers
             files = cores_each(cores, batches)
         else:
             files, batches = (cores, 1) if engine == "onnx" else (1, cores)
-        threads = settings.predict_threads or predict_threads(files * batches, cores)
+        threads = tuning.predict_threads or predict_threads(files * batches, cores)
         return cls(files, batches, threads)
 
     def describe(self, n_files: int) -> str:
@@ -88,30 +79,6 @@ class Parallelism:
             f"{n_files} files: {files} at a time, {self.batches} batches of each at once, "
             f"{self.threads} prediction threads per batch"
         )
-
-
-def task_groups(sizes: Sequence[int], min_bytes: int, lanes: int) -> list[range]:
-    """Consecutive files (by index) grouped into scoring tasks of about ``min_bytes`` of input each.
-
-    Why group: each Prefect task run costs ~30 ms of the flow's and the
-    server's CPU, on the cores scoring uses. Against 125k-row files that
-    score in ~0.3 s that was 3-11% of a night (one task per file against
-    none, 1M rows, bench/bench_score.py); grouped, a night of many small
-    files makes a few task runs instead of one per file. Why a multiple of
-    ``lanes`` groups of near-equal length: the groups are fixed before the
-    night starts, so three groups on two lanes left one core idle while the
-    third ran (-12% rows/s, bench/bench_score.py); with one file per task
-    the lanes balance themselves file by file. ``min_bytes <= 0`` keeps one
-    file per task.
-    """
-    n = len(sizes)
-    if min_bytes <= 0 or n == 0:
-        return [range(i, i + 1) for i in range(n)]
-    lanes = max(1, lanes)
-    per_group = max(1, math.ceil(min_bytes / max(1.0, sum(sizes) / n)))  # files making min_bytes, on average
-    count = min(n, lanes * math.ceil(n / (lanes * per_group)))
-    bounds = [round(i * n / count) for i in range(count + 1)]
-    return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

@@ -4,17 +4,17 @@ Layout under the storage root (the same on disk and S3)::
 
     registry/<model>/versions/000007/model.joblib   the fitted pipeline (create-only: claims the number)
     registry/<model>/versions/000007/model.onnx     the same pipeline as an ONNX graph, when convertible (create-only)
-    registry/<model>/versions/000007/card.json      lineage, metrics, checksum (create-only, immutable)
+    registry/<model>/versions/000007/card.json      lineage, metrics, checksums (create-only, immutable)
     registry/<model>/versions/000007/verdict.json   gate results and status (create-only, written once)
     registry/<model>/aliases/champion.json          current champion and its whole history (compare-and-swap)
 
 Why this shape: a version number is claimed by a create-only write of the
 artifact, so two concurrent retrains can never take the same number; the
 card is written create-only right after, so nothing about a version changes
-once written; the verdict is separate because gate (c) reloads the stored
-artifact, which must exist first. The alias and its history live in one
-document updated by compare-and-swap, so a promotion and its history entry
-land together or not at all, and two racing promotions cannot both win.
+once written; the verdict is separate because the reload gate loads the
+stored artifact, which must exist first. The alias and its history live in
+one document updated by compare-and-swap, so a promotion and its history
+entry land together or not at all, and two racing promotions cannot both win.
 
 Every load verifies the artifact's SHA-256 against the card before
 ``joblib.load`` (which executes code); with ``MLBATCH_CARD_HMAC_KEY`` set,
@@ -24,37 +24,40 @@ together is still refused.
 
 from __future__ import annotations
 
-import datetime as dt
+import enum
 import hashlib
 import hmac
 import io
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from mlbatch.errors import ConflictError, IntegrityError, ObjectNotFoundError, ParameterError, RegistryError
+from mlbatch.records import (
+    MODEL_FILE,
+    PENDING,
+    VALIDATED,
+    ChampionAlias,
+    FileChecksum,
+    GateResult,
+    HistoryEntry,
+    ModelCard,
+    Verdict,
+    canonical_bytes,
+    parse_record,
+    utcnow,
+)
 from mlbatch.storage import Storage, join
 
 log = logging.getLogger(__name__)
 
 REGISTRY_PREFIX = "registry"
 ALIAS = "champion"
-VALIDATED, REJECTED, PENDING = "validated", "rejected", "pending"
 _MAX_CLAIM_ATTEMPTS = 50
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _canonical(card: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in card.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def serialize_model(model: Any) -> bytes:
@@ -65,11 +68,22 @@ def serialize_model(model: Any) -> bytes:
     return buffer.getvalue()
 
 
+class _Unchecked(enum.Enum):
+    """The champion a move does not check: any version (or none) may be champion when it lands."""
+
+    ANY = "any"
+
+
+ANY_CHAMPION = _Unchecked.ANY
+ExpectedChampion = int | None | _Unchecked
+
+
 @dataclass(frozen=True)
 class VersionSummary:
     version: int
     status: str
     created_at: str | None
+    as_of: str | None
     primary_metric: float | None
     is_champion: bool
 
@@ -91,7 +105,7 @@ class Registry:
         return join(self.prefix, "versions", f"{version:06d}")
 
     def artifact_key(self, version: int) -> str:
-        return join(self.version_prefix(version), "model.joblib")
+        return join(self.version_prefix(version), MODEL_FILE)
 
     def card_key(self, version: int) -> str:
         return join(self.version_prefix(version), "card.json")
@@ -106,18 +120,15 @@ class Registry:
     # ---- versions --------------------------------------------------------------------------------
     def versions(self) -> list[int]:
         """Every claimed version number, ascending (including ones whose run died before the card)."""
-        out = []
-        for name in self.storage.list_dirs(join(self.prefix, "versions")):
-            if name.isdigit():
-                out.append(int(name))
-        return sorted(out)
+        return sorted(int(n) for n in self.storage.list_dirs(join(self.prefix, "versions")) if n.isdigit())
 
     def register(self, artifact: bytes, card: dict[str, Any], extra_files: dict[str, bytes] | None = None) -> int:
         """Store a new immutable version: claim the next number with the artifact, then write its card.
 
         Args:
             artifact: the serialized pipeline (``serialize_model``).
-            card: metrics and lineage; ``version``, ``artifact`` and ``signature`` are filled in here.
+            card: the card's fields (``retraining.build_card``); model, version, files, registration time
+                and signature are filled in here.
             extra_files: other files stored beside the artifact (e.g. ``model.onnx``), checksummed in the card.
 
         Returns:
@@ -132,148 +143,158 @@ class Registry:
                 candidate += 1
         else:
             raise RegistryError(f"could not claim a version number for {self.model} after {_MAX_CLAIM_ATTEMPTS} tries")
-        files = {"model.joblib": {"sha256": sha256(artifact), "bytes": len(artifact)}}
+        files = {MODEL_FILE: FileChecksum(sha256=sha256(artifact), bytes=len(artifact))}
         for name, data in (extra_files or {}).items():
             self.storage.write_bytes(join(self.version_prefix(candidate), name), data, if_none_match=True)
-            files[name] = {"sha256": sha256(data), "bytes": len(data)}
-        card = {**card, "model": self.model, "version": candidate, "files": files, "registered_at": utcnow()}
+            files[name] = FileChecksum(sha256=sha256(data), bytes=len(data))
+        record = ModelCard.model_validate(
+            {**card, "model": self.model, "version": candidate, "files": files, "registered_at": utcnow()}
+        )
+        document = record.to_json()
         if self._key:
-            card["signature"] = hmac.new(self._key, _canonical(card), hashlib.sha256).hexdigest()
-        self.storage.write_json(self.card_key(candidate), card, if_none_match=True)
+            document["signature"] = self._sign(document)
+        self.storage.write_json(self.card_key(candidate), document, if_none_match=True)
         log.info("registered %s version %d", self.model, candidate)
         return candidate
 
-    def card(self, version: int) -> dict[str, Any]:
+    def _sign(self, document: dict[str, Any]) -> str:
+        assert self._key is not None
+        return hmac.new(self._key, canonical_bytes(document), hashlib.sha256).hexdigest()
+
+    def card(self, version: int) -> ModelCard:
         """The card of ``version``, its signature verified when a key is configured."""
+        key = self.card_key(version)
         try:
-            card = self.storage.read_json(self.card_key(version))
+            document = self.storage.read_json(key)
         except ObjectNotFoundError:
             raise ParameterError(
-                f"model {self.model!r} has no version {version} (no card at {self.storage.uri(self.card_key(version))})"
+                f"model {self.model!r} has no version {version} (no card at {self.storage.uri(key)})"
             ) from None
-        if self._key:
-            expected = hmac.new(self._key, _canonical(card), hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(str(card.get("signature", "")), expected):
-                raise IntegrityError(
-                    f"card of {self.model} version {version} has a missing or invalid signature: refusing it"
-                )
-        return card
+        if self._key and not hmac.compare_digest(str(document.get("signature", "")), self._sign(document)):
+            raise IntegrityError(
+                f"card of {self.model} version {version} has a missing or invalid signature: refusing it"
+            )
+        return parse_record(ModelCard, document, self.storage.uri(key))
 
-    def verdict(self, version: int) -> dict[str, Any] | None:
+    def verdict(self, version: int) -> Verdict | None:
+        key = self.verdict_key(version)
         try:
-            return self.storage.read_json(self.verdict_key(version))
+            document = self.storage.read_json(key)
         except ObjectNotFoundError:
             return None
+        return parse_record(Verdict, document, self.storage.uri(key))
 
     def status(self, version: int) -> str:
         verdict = self.verdict(version)
-        return verdict["status"] if verdict else PENDING
+        return verdict.status if verdict else PENDING
 
-    def record_verdict(self, version: int, gates: list[dict[str, Any]], run_id: str | None) -> dict[str, Any]:
+    def record_verdict(self, version: int, gates: list[GateResult], run_id: str | None) -> Verdict:
         """Write the gate results once: ``validated`` only if every required gate passed.
 
-        A failed gate marked ``required: False`` (e.g. ONNX equivalence when the spec does not require ONNX)
-        is listed under ``warnings`` and does not reject; a gate without the key is required.
+        A failed gate marked ``required=False`` (e.g. ONNX equivalence when the spec does not require ONNX)
+        is listed under ``warnings`` and does not reject.
         """
-        failed = [g for g in gates if not g["passed"] and g.get("required", True)]
-        warned = [g for g in gates if not g["passed"] and not g.get("required", True)]
-        verdict = {
-            "model": self.model,
-            "version": version,
-            "status": REJECTED if failed else VALIDATED,
-            "gates": gates,
-            "reasons": [f"{g['gate']}: {g['detail']}" for g in failed],
-            "warnings": [f"{g['gate']}: {g['detail']}" for g in warned],
-            "decided_at": utcnow(),
-            "run_id": run_id,
-        }
-        self.storage.write_json(self.verdict_key(version), verdict, if_none_match=True)
+        verdict = Verdict.decide(self.model, version, [GateResult.model_validate(g) for g in gates], run_id)
+        self.storage.write_json(self.verdict_key(version), verdict.to_json(), if_none_match=True)
         return verdict
 
-    def verified_file(self, version: int, name: str = "model.joblib") -> bytes:
+    def verified_file(self, version: int, name: str = MODEL_FILE) -> bytes:
         """Bytes of a version's file, refused unless their SHA-256 matches the card."""
         card = self.card(version)
-        expected = card.get("files", {}).get(name, {}).get("sha256")
-        if not expected:
+        recorded = card.files.get(name)
+        if recorded is None:
             raise IntegrityError(f"card of {self.model} version {version} records no checksum for {name}")
         data = self.storage.read_bytes(join(self.version_prefix(version), name))
         actual = sha256(data)
-        if actual != expected:
+        if actual != recorded.sha256:
             raise IntegrityError(
-                f"{name} of {self.model} version {version} fails its checksum: card says {expected}, "
+                f"{name} of {self.model} version {version} fails its checksum: card says {recorded.sha256}, "
                 f"stored file is {actual}; refusing to load"
             )
         return data
 
     def load(self, version: int) -> Any:
-        """The fitted pipeline of ``version``, only after its checksum (and signature) verify."""
+        """The fitted pipeline of ``version``, only after its checksum (and signature) verify.
+
+        Raises:
+            IntegrityError: the file fails its checksum, or what it holds is not a fitted model.
+        """
         import joblib
 
-        return joblib.load(io.BytesIO(self.verified_file(version)))
+        model = joblib.load(io.BytesIO(self.verified_file(version)))
+        if not callable(getattr(model, "predict", None)):
+            raise IntegrityError(
+                f"{MODEL_FILE} of {self.model} version {version} holds a {type(model).__name__}, not a fitted "
+                "model with predict(): refusing it"
+            )
+        return model
 
     # ---- alias -----------------------------------------------------------------------------------
-    def _alias(self) -> tuple[dict[str, Any], str | None]:
+    def alias(self) -> tuple[ChampionAlias, str | None]:
+        """The alias document and the token a compare-and-swap write needs (None: no alias yet)."""
         try:
-            return self.storage.read_json_versioned(self.alias_key)
+            document, token = self.storage.read_json_versioned(self.alias_key)
         except ObjectNotFoundError:
-            return {"alias": ALIAS, "model": self.model, "version": None, "history": []}, None
+            return ChampionAlias(alias=ALIAS, model=self.model), None
+        return parse_record(ChampionAlias, document, self.storage.uri(self.alias_key)), token
 
     def champion(self) -> int | None:
-        return self._alias()[0]["version"]
+        return self.alias()[0].version
 
-    def history(self) -> list[dict[str, Any]]:
-        return self._alias()[0]["history"]
+    def history(self) -> list[HistoryEntry]:
+        return self.alias()[0].history
 
-    def require_version(self, version: int, *, validated: bool) -> None:
+    def require_version(self, version: int, *, validated: bool, purpose: str = "champion") -> None:
         """Refuse unknown versions, and unless validated, any version that did not pass every gate."""
-        if version not in self.versions():
-            known = ", ".join(str(v) for v in self.versions()) or "none"
-            raise ParameterError(f"model {self.model!r} has no version {version}; versions: {known}")
+        known = self.versions()
+        if version not in known:
+            listed = ", ".join(str(v) for v in known) or "none"
+            raise ParameterError(f"model {self.model!r} has no version {version}; versions: {listed}")
         if validated:
             status = self.status(version)
             if status != VALIDATED:
                 raise RegistryError(
-                    f"version {version} of {self.model} is {status}, only validated versions can be champion"
+                    f"version {version} of {self.model} is {status}, only validated versions can be {purpose}"
                 )
 
     def _move(
-        self, to_version: int, action: str, reason: str, run_id: str | None, expected: int | str | None = "any"
-    ) -> dict[str, Any]:
+        self, to_version: int, action: str, reason: str, run_id: str | None, expected: ExpectedChampion
+    ) -> HistoryEntry:
         """Append one history entry and re-point the alias, in one compare-and-swap write.
 
-        ``expected`` is checked against the same read whose token guards the write: checking it on an
-        earlier read would let a promotion that landed in between be silently overwritten.
+        ``expected`` (unless ``ANY_CHAMPION``) is checked against the same read whose token guards the write:
+        checking it on an earlier read would let a promotion that landed in between be silently overwritten.
         """
-        doc, token = self._alias()
-        if expected != "any" and doc["version"] != expected:
+        doc, token = self.alias()
+        if expected is not ANY_CHAMPION and doc.version != expected:
             raise ConflictError(
                 self.storage.uri(self.alias_key),
-                f"champion is {doc['version']}, expected {expected}: another promotion landed first",
+                f"champion is {doc.version}, expected {expected}: another promotion landed first",
             )
-        entry = {
-            "action": action,
-            "from_version": doc["version"],
-            "to_version": to_version,
-            "reason": reason,
-            "run_id": run_id,
-            "at": utcnow(),
-        }
-        new_doc = {**doc, "version": to_version, "updated_at": entry["at"], "history": [*doc["history"], entry]}
+        entry = HistoryEntry(
+            action=action, from_version=doc.version, to_version=to_version, reason=reason, run_id=run_id, at=utcnow()
+        )
+        new = doc.model_copy(update={"version": to_version, "updated_at": entry.at, "history": [*doc.history, entry]})
         if token is None:
-            self.storage.write_json(self.alias_key, new_doc, if_none_match=True)
+            self.storage.write_json(self.alias_key, new.to_json(), if_none_match=True)
         else:
-            self.storage.write_json(self.alias_key, new_doc, if_match=token)
-        log.info("%s: champion %s -> %s (%s)", self.model, doc["version"], to_version, action)
+            self.storage.write_json(self.alias_key, new.to_json(), if_match=token)
+        log.info("%s: champion %s -> %s (%s)", self.model, doc.version, to_version, action)
         return entry
 
     def promote(
-        self, version: int, reason: str, run_id: str | None = None, expected_champion: int | str | None = "any"
-    ) -> dict[str, Any]:
+        self,
+        version: int,
+        reason: str,
+        run_id: str | None = None,
+        *,
+        expected_champion: ExpectedChampion = ANY_CHAMPION,
+    ) -> HistoryEntry:
         """Point the champion alias at a validated version.
 
         Args:
-            expected_champion: if given, refuse when the champion is no longer this version (a retrain
-                compares against the champion it evaluated, not whatever is champion by then).
+            expected_champion: refuse unless the champion is still this version (None: still no champion);
+                a retrain compares against the champion it evaluated, not whatever is champion by then.
 
         Raises:
             ConflictError: another promotion landed between read and write; nothing changed.
@@ -282,29 +303,18 @@ class Registry:
         self.require_version(version, validated=True)
         return self._move(version, "promote", reason, run_id, expected_champion)
 
-    def previous_champion(self, history: list[dict[str, Any]] | None = None) -> int | None:
-        """The champion before the current one, replaying promotions and rollbacks as a stack."""
-        stack: list[int] = []
-        for entry in self.history() if history is None else history:
-            if entry["action"] == "rollback":
-                if stack:
-                    stack.pop()
-            else:
-                stack.append(entry["to_version"])
-        return stack[-2] if len(stack) >= 2 else None
-
-    def rollback(self, reason: str, run_id: str | None = None) -> dict[str, Any]:
+    def rollback(self, reason: str, run_id: str | None = None) -> HistoryEntry:
         """Re-point the champion at the previous one from the history."""
-        doc = self._alias()[0]
-        previous = self.previous_champion(doc["history"])
+        doc = self.alias()[0]
+        previous = doc.previous_champion()
         if previous is None:
             raise RegistryError(
                 f"{self.model} has no previous champion to roll back to "
-                f"(champion {doc['version']}, {len(doc['history'])} history entries)"
+                f"(champion {doc.version}, {len(doc.history)} history entries)"
             )
         self.require_version(previous, validated=True)
         # expected = the champion this rollback was computed from, so two racing rollbacks cannot both pop
-        return self._move(previous, "rollback", reason, run_id, doc["version"])
+        return self._move(previous, "rollback", reason, run_id, doc.version)
 
     # ---- listing ---------------------------------------------------------------------------------
     def summaries(self, primary_metric: str | None = None) -> list[VersionSummary]:
@@ -312,16 +322,16 @@ class Registry:
         out = []
         for version in self.versions():
             try:
-                card = self.card(version)
+                card: ModelCard | None = self.card(version)
             except (ParameterError, IntegrityError):
-                card = {}
-            metric = (card.get("metrics", {}).get("candidate", {}) or {}).get(primary_metric or "")
+                card = None
             out.append(
                 VersionSummary(
                     version,
                     self.status(version) if card else "incomplete",
-                    card.get("registered_at"),
-                    metric,
+                    card.registered_at if card else None,
+                    card.data.as_of if card and card.data else None,
+                    card.primary_metric(primary_metric or "") if card else None,
                     version == champion,
                 )
             )

@@ -1,7 +1,8 @@
-"""Entry point of gate (c): ``python -m mlbatch.reloadcheck MODEL VERSION FEATURES.parquet OUT.npy``.
+"""Entry point of the reload gate: ``python -m mlbatch.reloadcheck MODEL VERSION FEATURES.parquet OUT.npy``.
 
-Runs in a fresh interpreter with settings from the environment, loads the
-version through the registry (checksum verified) and writes its scores.
+Runs in a fresh interpreter, with the settings its parent passed in the
+environment (read once, here, at the entry point), loads the version through
+the registry (checksum verified) and writes its scores.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import sys
 import numpy as np
 import pandas as pd
 
-from mlbatch.registry import Registry
+from mlbatch.engines.scikit_learn import pipeline_scores
+from mlbatch.features import model_input
+from mlbatch.lake import Lake
 from mlbatch.settings import Settings
-from mlbatch.specs import get_spec
-from mlbatch.training import predict_scores
 
 
 def main(argv: list[str]) -> int:
     model, version, features, out = argv
-    settings = Settings()
-    spec = get_spec(settings.models_dir, model)
-    pipeline = Registry(settings.storage(), model, settings.hmac_key()).load(int(version))
-    np.save(out, predict_scores(pipeline, pd.read_parquet(features), spec))
+    lake = Lake(Settings())
+    spec = lake.spec(model, resolve_estimator=True)
+    pipeline = lake.registry(model).load(int(version))
+    np.save(out, pipeline_scores(pipeline, model_input(pd.read_parquet(features), spec), spec))
     return 0
 
 

@@ -1,9 +1,19 @@
-"""Human-readable reports (markdown and tables) for the Prefect UI; pure functions of results."""
+"""Every markdown text the project shows people (Prefect artifacts), rendered here and nowhere else.
+
+Pure functions of results: the tasks decide when an artifact is made, these
+decide what it says.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
+
+from mlbatch.monitoring.checks import DATASET, REALIZED, SCORE, DayResult
+from mlbatch.monitoring.drift import ALERT
+from mlbatch.records import HistoryEntry, Manifest, ModelCard, Verdict
+from mlbatch.specs import ModelSpec
 
 
 def _fmt(value: Any) -> str:
@@ -14,7 +24,8 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def metrics_rows(candidate: dict[str, float], champion: dict[str, float] | None) -> list[dict[str, str]]:
+def metrics_rows(candidate: dict[str, float | None], champion: dict[str, float | None] | None) -> list[dict[str, str]]:
+    """The candidate's and champion's holdout metrics side by side (the retrain's table artifact)."""
     rows = []
     for name, value in candidate.items():
         if name == "rows":
@@ -24,31 +35,83 @@ def metrics_rows(candidate: dict[str, float], champion: dict[str, float] | None)
     return rows
 
 
-def retrain_markdown(
-    model: str, version: int, verdict: dict[str, Any], promoted: bool, card: dict[str, Any], note: str
-) -> str:
-    metrics = card["metrics"]
+def retrain_markdown(model: str, version: int, verdict: Verdict, promoted: bool, card: ModelCard, note: str) -> str:
+    metrics, data = card.metrics, card.data
     lines = [
-        f"# Retrain {model}: version {version} {'promoted' if promoted else verdict['status']}",
+        f"# Retrain {model}: version {version} {'promoted' if promoted else verdict.status}",
         "",
-        f"- window: {card['data']['window_start']} to {card['data']['window_end']} "
-        f"({card['data']['rows_train']} training rows, {card['data']['rows_holdout']} holdout rows)",
-        f"- champion compared: {metrics['champion_version'] if metrics['champion_version'] else 'none'}",
+        f"- window: {data.window_start} to {data.window_end} "
+        f"({data.rows_train} training rows, {data.rows_holdout} holdout rows)"
+        if data
+        else "- window: —",
+        f"- champion compared: {metrics.champion_version or 'none'}",
         f"- decision: {note}",
         "",
         "| metric | candidate | champion |",
         "|---|---|---|",
     ]
-    for row in metrics_rows(metrics["candidate"], metrics["champion"]):
+    for row in metrics_rows(metrics.candidate, metrics.champion):
         lines.append(f"| {row['metric']} | {row['candidate']} | {row['champion']} |")
     lines += ["", "| gate | verdict | detail |", "|---|---|---|"]
-    for gate in verdict["gates"]:
-        outcome = "pass" if gate["passed"] else "**FAIL**" if gate.get("required", True) else "warn (not required)"
-        lines.append(f"| {gate['gate']} | {outcome} | {gate['detail']} |")
+    for gate in verdict.gates:
+        outcome = "pass" if gate.passed else "**FAIL**" if gate.required else "warn (not required)"
+        lines.append(f"| {gate.gate} | {outcome} | {gate.detail} |")
     return "\n".join(lines)
 
 
 def validation_failure_markdown(model: str, failures: list[str]) -> str:
     lines = [f"# Retrain {model}: data validation failed, nothing registered", "", "| failed check |", "|---|"]
     lines += [f"| {f} |" for f in failures]
+    return "\n".join(lines)
+
+
+def scoring_markdown(model: str, day: dt.date, manifest: Manifest, rate: float, output: str) -> str:
+    files = manifest.files
+    lines = [
+        f"# Scoring {model} {day}",
+        "",
+        f"- model version: {manifest.model_version} (engines: {', '.join(manifest.engines) or '—'})",
+        f"- rows scored: {manifest.rows_out:,} from {len(files)} files ({rate:,.0f} rows/s)",
+        f"- missing values scored: {sum(f.missing_values for f in files):,}; "
+        f"unseen categories scored: {sum(f.unseen_categories for f in files):,}",
+        f"- files quarantined: {len(manifest.errors)}",
+        f"- output: `{output}`",
+    ]
+    lines += [f"  - {err.input}: {err.reason}" for err in manifest.errors]
+    return "\n".join(lines)
+
+
+def alias_markdown(model: str, entry: HistoryEntry) -> str:
+    return (
+        f"# {model}: champion {entry.from_version} → {entry.to_version}\n\n"
+        f"- action: {entry.action}\n- reason: {entry.reason}\n- at: {entry.at}"
+    )
+
+
+def monitoring_markdown(
+    spec: ModelSpec, days: list[DayResult], reasons: list[str], report_uri: str | None, event: str
+) -> str:
+    """Per date: the worst verdict of each kind, so a person sees at a glance which day went wrong."""
+    lines = [
+        f"# Monitoring {spec.name}",
+        "",
+        f"- report: {report_uri or '—'}",
+        f"- alert event: {event}",
+        "",
+        "| date | version | drifting features (alert) | dataset drift | score PSI | realized | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    primary = spec.validation.primary_metric
+    for d in days:
+        feats = [r.feature for r in d.rows if r.metric == "psi" and r.feature != SCORE and r.verdict == ALERT]
+        dataset = next((r for r in d.rows if r.feature == DATASET), None)
+        score = next((r for r in d.rows if r.feature == SCORE), None)
+        perf = next((r for r in d.rows if r.feature == REALIZED and r.metric == primary), None)
+        lines.append(
+            f"| {d.date} | {d.model_version or '—'} | {', '.join(feats) or '—'} | "
+            f"{f'{dataset.value:.0%} {dataset.verdict}' if dataset else '—'} | "
+            f"{f'{score.value:.3f} {score.verdict}' if score else '—'} | "
+            f"{f'{perf.value:.4f} {perf.verdict}' if perf else 'no labels'} | {d.note or ''} |"
+        )
+    lines += ["", "## Alerts", ""] + ([f"- {r}" for r in reasons] or ["- none"])
     return "\n".join(lines)

@@ -22,14 +22,17 @@ import numpy as np
 import pandas as pd
 
 from mlbatch.datachecks import CheckResult, training_checks
+from mlbatch.engines.scikit_learn import pipeline_scores
 from mlbatch.errors import DataValidationError, IntegrityError
+from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
+from mlbatch.features import model_input
 from mlbatch.gates import onnx_equivalence
 from mlbatch.metrics import evaluate
-from mlbatch.onnx_export import EXPORTED, FILE_NAME, OnnxExport, export_pipeline
-from mlbatch.profiles import build_profile
-from mlbatch.registry import VALIDATED, Registry
+from mlbatch.monitoring.profiles import build_profile
+from mlbatch.records import EXPORTED, NOT_ATTEMPTED, ONNX_FILE, VALIDATED, GateResult, OnnxSection, Verdict
+from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec
-from mlbatch.training import DATE_COLUMN, TrainingData, fit, predict_scores, time_split
+from mlbatch.training import DATE_COLUMN, TrainingData, fit, time_split
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ def train_candidate(data: TrainingData, spec: ModelSpec) -> Candidate:
     start = time.perf_counter()
     pipeline = fit(spec, train)
     seconds = time.perf_counter() - start
-    scores = predict_scores(pipeline, holdout, spec)
+    scores = pipeline_scores(pipeline, model_input(holdout, spec), spec)
     metrics = evaluate(spec.task, holdout[spec.target].to_numpy(), scores, spec.validation.decision_threshold)
     log.info("trained %s on %d rows in %.1fs: %s", spec.name, len(train), seconds, metrics)
     return Candidate(pipeline, len(train), holdout, scores, metrics, seconds)
@@ -115,7 +118,7 @@ def evaluate_champion(registry: Registry, spec: ModelSpec, holdout: pd.DataFrame
         return ChampionEvaluation(None, None, "no champion yet")
     try:
         pipeline = registry.load(version)
-        scores = predict_scores(pipeline, holdout, spec)
+        scores = pipeline_scores(pipeline, model_input(holdout, spec), spec)
     except IntegrityError as exc:
         raise IntegrityError(f"cannot evaluate the champion: {exc}") from exc
     metrics = evaluate(spec.task, holdout[spec.target].to_numpy(), scores, spec.validation.decision_threshold)
@@ -165,7 +168,7 @@ def build_card(
             "features": build_profile(train, spec.features.numeric, spec.features.categorical),
             "score": build_profile(pd.DataFrame({"score": candidate.scores}), ["score"], [])["score"],
         },
-        "onnx": onnx.card_section() if onnx is not None else {"status": "not_attempted"},
+        "onnx": (onnx.card_section() if onnx is not None else OnnxSection(status=NOT_ATTEMPTED)).model_dump(),
     }
 
 
@@ -174,13 +177,34 @@ def export_onnx(candidate: Candidate, spec: ModelSpec) -> OnnxExport:
     return export_pipeline(candidate.pipeline, spec, candidate.holdout)
 
 
-def onnx_gate(registry: Registry, spec: ModelSpec, version: int, candidate: Candidate) -> dict[str, Any]:
+def onnx_gate(registry: Registry, spec: ModelSpec, version: int, candidate: Candidate) -> GateResult:
     """Gate (f) on the *stored* graph, checksum verified, so what passes is exactly what scoring will load."""
-    section = registry.card(version).get("onnx") or {}
-    model = registry.verified_file(version, FILE_NAME) if section.get("status") == EXPORTED else None
+    section = registry.card(version).onnx
+    model = registry.verified_file(version, ONNX_FILE) if section.status == EXPORTED else None
     return onnx_equivalence(spec, section, model, candidate.holdout, candidate.scores)
 
 
-def decide(verdict: dict[str, Any]) -> bool:
-    """Promote only a validated verdict; ``record_verdict`` already ignores failures of non-required gates."""
-    return verdict["status"] == VALIDATED
+@dataclass(frozen=True)
+class Decision:
+    """Whether the retrain moved the champion, and why (or why not) in one sentence."""
+
+    promoted: bool
+    note: str
+    champion: int | None = None  # the champion once the decision is carried out
+
+
+def promote_if_validated(
+    registry: Registry, verdict: Verdict, champion: ChampionEvaluation, promote: bool, reason: str, run_id: str | None
+) -> Decision:
+    """Promote a validated verdict over the champion it was compared with; the verdict already ignores failures
+    of gates that are not required.
+
+    Raises:
+        ConflictError: another promotion landed since the champion was evaluated; nothing changed.
+    """
+    if verdict.status != VALIDATED:
+        return Decision(False, "rejected: " + "; ".join(verdict.reasons), registry.champion())
+    if not promote:
+        return Decision(False, "validated; promotion not requested (promote=false)", registry.champion())
+    registry.promote(verdict.version, reason, run_id, expected_champion=champion.version)
+    return Decision(True, f"promoted over {champion.version or 'no champion'}", verdict.version)

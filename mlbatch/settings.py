@@ -1,10 +1,11 @@
 """The one settings object.
 
-Built once at an entry point (CLI command, flow run) and passed down; tests
-construct it directly instead of patching globals. Reads, in order of
-precedence: constructor arguments, environment variables, then an optional
-dotenv file named by ``MLBATCH_ENV_FILE`` (default ``.env`` in the working
-directory, ignored when absent).
+Built once at an entry point (a CLI command; a deployed flow run reads its
+worker's environment once) and passed down; tests construct it directly
+instead of patching globals. Reads, in order of precedence: constructor
+arguments, environment variables, then an optional dotenv file named by
+``MLBATCH_ENV_FILE`` (default ``.env`` in the working directory, ignored when
+absent).
 
 Environment variables read (all optional):
 
@@ -17,15 +18,14 @@ Environment variables read (all optional):
 - ``MLBATCH_S3_MAX_ATTEMPTS``: botocore's retry budget for throttling and 5xx answers.
 - ``MLBATCH_LOG_LEVEL``: log level of the project's loggers.
 - ``MLBATCH_TIMEZONE``: timezone of the schedules and of logical dates.
-- ``MLBATCH_TASK_RUNNER``: ``threads`` (default) or ``dask``; ``MLBATCH_DASK_ADDRESS`` an existing scheduler.
-- ``MLBATCH_MAX_WORKERS``: files scored at once (scoring tasks in parallel) by the thread runner.
-- ``MLBATCH_BATCH_WORKERS``: batches of one file scored at once by the thread runner (1 on Dask workers).
-- ``MLBATCH_PREDICT_THREADS``: threads per prediction; default cores / batches scored at once (1 on Dask workers).
+- ``MLBATCH_TASK_RUNNER``: where a night's files are scored, ``threads`` (default) or ``dask``;
+  ``MLBATCH_DASK_ADDRESS`` an existing scheduler.
 - ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
-- ``MLBATCH_ONNX_KERNEL``: tree kernel of the ONNX engine, ``onnx-extended`` (default) or ``onnxruntime``.
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
 - ``MLBATCH_MONITOR_AFTER_SCORING``: the score flow runs the monitor flow on its date once published.
+- ``MLBATCH_TUNING__*``: performance knobs, documented in docs/performance.md only; the defaults pick
+  files, batches and threads from the engine and the cores.
 
 AWS credentials are never settings: boto3 and pyarrow take them from the
 standard AWS chain (environment, shared config, instance role).
@@ -37,13 +37,29 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlbatch.errors import ConfigError
-from mlbatch.onnx_kernels import ONNX_EXTENDED, OnnxKernel
+from mlbatch.storage.base import S3Options
 
 DEFAULT_ENV_FILE = ".env"
+EngineChoice = Literal["auto", "sklearn", "onnx"]
+OnnxKernel = Literal["onnx-extended", "onnxruntime"]
+
+
+class Tuning(BaseModel):
+    """Performance knobs; unset, each is derived from the engine and the cores (``parallel.Parallelism``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_workers: int | None = Field(default=None, ge=1, le=64, description="Files scored at once (threads).")
+    batch_workers: int | None = Field(default=None, ge=1, le=64, description="Batches of one file scored at once.")
+    predict_threads: int | None = Field(default=None, ge=1, le=256, description="Threads per prediction.")
+    onnx_kernel: OnnxKernel = Field(default="onnx-extended", description="Tree kernel of one-thread ONNX sessions.")
+    memory_pool: Literal["jemalloc", "mimalloc", "system", "default"] = Field(
+        default="jemalloc", description="pyarrow's allocator while scoring; default leaves pyarrow's choice."
+    )
 
 
 class Settings(BaseSettings):
@@ -53,6 +69,7 @@ class Settings(BaseSettings):
         env_prefix="MLBATCH_",
         env_file=DEFAULT_ENV_FILE,
         env_file_encoding="utf-8",
+        env_nested_delimiter="__",
         extra="ignore",
     )
 
@@ -70,33 +87,15 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(default=5, ge=1, le=20, description="botocore retry attempts (standard mode).")
     log_level: str = Field(default="INFO", description="Level of the project's loggers.")
     timezone: str = Field(default="UTC", description="Timezone of schedules and logical dates.")
-    task_runner: Literal["threads", "dask"] = Field(default="threads", description="Task runner for scoring.")
+    task_runner: Literal["threads", "dask"] = Field(default="threads", description="Where a night's files are scored.")
     dask_address: str | None = Field(default=None, description="Existing Dask scheduler; None starts a LocalCluster.")
-    # unset: one file per core with ONNX Runtime, one file with a batch per core with scikit-learn; set one and
-    # the other fills the cores (``Parallelism.from_settings`` says why)
-    max_workers: int | None = Field(
-        default=None, ge=1, le=64, description="Files scored at once with the thread runner; None: by engine."
-    )
-    batch_workers: int | None = Field(
-        default=None, ge=1, le=64, description="Batches of one file scored at once (threads runner; 1 on Dask)."
-    )
-    task_min_bytes: int = Field(
-        default=32 * 2**20,
-        ge=0,
-        description="Input bytes per scoring task: smaller files are scored several to a task (0: a task per file).",
-    )
-    predict_threads: int | None = Field(
-        default=None, ge=1, le=256, description="OpenMP threads per prediction; None: cores / concurrent files."
-    )
-    engine: Literal["auto", "sklearn", "onnx"] = Field(default="auto", description="Scoring engine.")
-    onnx_kernel: OnnxKernel = Field(
-        default=ONNX_EXTENDED, description="Tree kernel of one-thread ONNX sessions (see mlbatch.onnx_kernels)."
-    )
+    engine: EngineChoice = Field(default="auto", description="Scoring engine.")
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")
     monitor_after_scoring: bool = Field(
         default=False, description="Run the monitor flow as a subflow after the score flow publishes its date."
     )
+    tuning: Tuning = Field(default_factory=Tuning, description="Performance knobs (docs/performance.md).")
 
     def __init__(self, **values: Any) -> None:
         """Read ``MLBATCH_ENV_FILE`` now, not at import, and turn a bad value into one ``ConfigError``.
@@ -114,10 +113,24 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
 
+    @property
+    def s3(self) -> S3Options:
+        """The S3 options of ``storage_root`` (used only when it is an ``s3://`` root)."""
+        return S3Options(
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            sse=self.s3_sse,
+            sse_kms_key_id=self.s3_sse_kms_key_id,
+            max_attempts=self.s3_max_attempts,
+        )
+
     def as_env(self) -> dict[str, str]:
-        """These settings as ``MLBATCH_*`` variables, for a child process (gate (c), workers)."""
+        """These settings as ``MLBATCH_*`` variables, for a child process (the reload gate, a worker)."""
         env = {}
         for name, value in self.model_dump().items():
+            if name == "tuning":
+                env.update({f"MLBATCH_TUNING__{k.upper()}": str(v) for k, v in value.items() if v is not None})
+                continue
             if value is None:
                 continue
             if isinstance(value, SecretStr):
@@ -132,18 +145,13 @@ class Settings(BaseSettings):
     def hmac_key(self) -> str | None:
         return self.card_hmac_key.get_secret_value() if self.card_hmac_key else None
 
-    def storage(self):  # -> Storage; imported lazily so settings stay importable without boto3/pyarrow
-        """Open the storage back end named by ``storage_root``."""
-        from mlbatch.storage import open_storage
-
-        return open_storage(self.storage_root, self)
-
 
 def _describe(exc: ValidationError) -> str:
     """One line per bad setting, named as the variable a person sets, with the value and what was expected."""
     problems = []
     for err in exc.errors():
-        name = str(err["loc"][0]) if err["loc"] else "?"
-        shown = "" if name == "card_hmac_key" else f"={err.get('input')!r}"
-        problems.append(f"MLBATCH_{name.upper()}{shown}: {err['msg']}")
+        loc = [str(p) for p in err["loc"]] or ["?"]
+        name = "MLBATCH_" + "__".join(p.upper() for p in loc)
+        shown = "" if loc[0] == "card_hmac_key" else f"={err.get('input')!r}"
+        problems.append(f"{name}{shown}: {err['msg']}")
     return "invalid settings: " + "; ".join(problems)

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from mlbatch.datachecks import schema_problems
 from mlbatch.errors import DataValidationError
-from mlbatch.features import MISSING_CATEGORY
+from mlbatch.features import model_frame
 from mlbatch.partitions import list_partition_dates, partition_files
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage
@@ -98,23 +98,9 @@ def time_split(frame: pd.DataFrame, holdout_days: int, as_of: dt.date) -> tuple[
     return frame[~is_holdout], frame[is_holdout]
 
 
-def model_input(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
-    """The feature columns as the pipeline expects them: float numerics (±inf as missing), string categoricals."""
-    out = {}
-    for col in spec.features.numeric:
-        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
-        values[~np.isfinite(values)] = np.nan
-        out[col] = values
-    for col in spec.features.categorical:
-        series = frame[col]
-        out[col] = series.astype(object).where(series.notna(), MISSING_CATEGORY).astype(str).to_numpy(dtype=object)
-    return pd.DataFrame(out, index=frame.index)
-
-
 def build_pipeline(spec: ModelSpec) -> Pipeline:
     """Preprocessing plus the spec's estimator, seeded for reproducible training."""
-    # imported here: scikit-learn and SciPy add ~100 MB and ~0.7 s to every process that imports this module,
-    # and a night scored with ONNX Runtime never needs them
+    # imported here: scikit-learn and SciPy are heavy to import, and a night scored with ONNX Runtime never needs them
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -155,18 +141,10 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
 
 
 def fit(spec: ModelSpec, train: pd.DataFrame) -> Pipeline:
+    """The spec's pipeline fitted on ``train``, fed the same model input every engine scores."""
     pipeline = build_pipeline(spec)
     target = train[spec.target].to_numpy()
     if spec.task == "binary":
         target = target.astype(int)
-    pipeline.fit(model_input(train, spec), target)
+    pipeline.fit(model_frame(train, spec), target)
     return pipeline
-
-
-def predict_scores(pipeline: Pipeline, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
-    """Positive-class probability (binary) or the prediction (regression)."""
-    features = model_input(frame, spec)
-    if spec.task == "binary":
-        proba = pipeline.predict_proba(features)
-        return proba[:, 1] if proba.shape[1] > 1 else np.zeros(len(features))
-    return np.asarray(pipeline.predict(features), dtype=float)

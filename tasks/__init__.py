@@ -1,9 +1,10 @@
-"""Prefect tasks: thin wrappers over ``mlbatch`` functions that add retries, logging and artifacts.
+"""Prefect tasks: each is one call into ``mlbatch`` plus retries (on I/O only), logging and artifacts.
 
 Retries go on tasks that touch storage (throttling, 5xx, a dropped connection
-are worth another try); pure transforms fail fast. No task caches results:
-inputs are data frames and pipelines that are costly to hash and whose reuse
-would hide a changed input.
+are worth another try); pure transforms fail fast, and so does every failure
+a retry cannot fix (bad data, a bad parameter, a refused artifact). No task
+caches results: inputs are frames and pipelines that are costly to hash and
+whose reuse would hide a changed input.
 """
 
 from __future__ import annotations
@@ -14,15 +15,23 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mlbatch.errors import DataValidationError, IntegrityError, ParameterError, RegistryError, SpecError
+from mlbatch.errors import (
+    DataValidationError,
+    EngineError,
+    IntegrityError,
+    ParameterError,
+    RegistryError,
+    ScoringError,
+    SpecError,
+)
 
-#: failures a retry cannot fix: the same data, parameters or artifact would fail the same way, 22 s later
-_PERMANENT = (DataValidationError, IntegrityError, ParameterError, RegistryError, SpecError)
+#: failures a retry cannot fix: the same data, parameters or artifact would fail the same way
+PERMANENT = (DataValidationError, EngineError, IntegrityError, ParameterError, RegistryError, ScoringError, SpecError)
 
 
 def _worth_retrying(_task: Any, _task_run: Any, state: Any) -> bool:
     exc = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
-    return not isinstance(exc, _PERMANENT)
+    return not isinstance(exc, PERMANENT)
 
 
 #: storage-touching task: three retries with backoff, except for failures no retry can fix

@@ -1,71 +1,65 @@
-"""Tasks of the monitor flow; each body calls one ``mlbatch`` function (events are the one Prefect-only step)."""
+"""Tasks of the monitor flow; each body calls one ``mlbatch.monitoring`` function (events are Prefect's own)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
+from prefect import get_run_logger
 from prefect.events import emit_event
 
-from mlbatch import monitor_report, monitoring
-from mlbatch.registry import Registry
-from mlbatch.settings import Settings
+from mlbatch import reports
+from mlbatch.lake import Lake
+from mlbatch.monitoring import checks
+from mlbatch.monitoring.report import publish_report
 from mlbatch.specs import ModelSpec
-from tasks import compute_task, io_task
+from tasks import artifacts, compute_task, io_task
 
 ALERT_EVENT = "mlbatch.model.alert"
 MONITORED_EVENT = "mlbatch.model.monitored"
 
 
-def _registry(settings: Settings, spec: ModelSpec) -> Registry:
-    return Registry(settings.storage(), spec.name, settings.hmac_key())
-
-
 @io_task(name="monitor-date")
-def monitor_date(settings: Settings, spec: ModelSpec, day: dt.date) -> monitoring.DayResult:
-    return monitoring.monitor_date(settings.storage(), spec, _registry(settings, spec), day)
+def monitor_date(lake: Lake, spec: ModelSpec, day: dt.date) -> checks.DayResult:
+    return checks.monitor_date(lake.storage, spec, lake.registry(spec.name), day)
 
 
-@io_task(name="champion-staleness")
-def champion_staleness(settings: Settings, spec: ModelSpec, day: dt.date, now: dt.datetime) -> monitoring.Row | None:
-    return monitoring.champion_staleness(spec, _registry(settings, spec), day, now)
+@io_task(name="conclude-monitoring")
+def conclude(lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.datetime) -> checks.Conclusion:
+    """Staleness, the alerts and the retrain cooldown (the champion's card and the newest versions are read)."""
+    registry = lake.registry(spec.name)
+    found = checks.conclude(spec, registry, days, now, retrain_on_alert=lake.settings.retrain_on_alert)
+    for reason in found.reasons:
+        get_run_logger().warning(reason)
+    if found.reasons and not found.alert:
+        get_run_logger().warning("alerts found but no %s event: %s", ALERT_EVENT, found.event_note)
+    return found
 
 
-@io_task(name="retrain-cooldown")
-def retrain_cooldown(settings: Settings, spec: ModelSpec, now: dt.datetime) -> str | None:
-    return monitoring.retrain_cooldown(spec, _registry(settings, spec), now)
-
-
-@io_task(name="write-monitoring-table")
+@io_task(name="write-monitoring-results")
 def write_results(
-    settings: Settings, spec: ModelSpec, days: list[monitoring.DayResult], now: dt.datetime, run_id: str
-) -> list[str]:
-    """Idempotent per date (fixed key, whole partition replaced), so a retry cannot duplicate rows."""
-    return monitoring.write_results(settings.storage(), spec.name, days, now, run_id)
-
-
-@io_task(name="write-monitoring-report")
-def write_report(
-    settings: Settings,
-    spec: ModelSpec,
-    start: dt.date,
-    end: dt.date,
-    days: list[monitoring.DayResult],
-    reasons: list[str],
-) -> str:
-    storage = settings.storage()
-    return storage.uri(monitor_report.publish_report(storage, spec, start, end, days, reasons))
+    lake: Lake, spec: ModelSpec, found: checks.Conclusion, span: tuple[dt.date, dt.date], now: dt.datetime, run_id: str
+) -> tuple[list[str], str]:
+    """The table (one partition per date, replaced whole, so a retry cannot duplicate rows) and the HTML report."""
+    keys = checks.write_results(lake.storage, spec.name, found.days, now, run_id)
+    report = publish_report(lake.storage, spec, span[0], span[1], found.days, found.reasons)
+    return [lake.uri(k) for k in keys], lake.uri(report)
 
 
 @compute_task(name="emit-monitoring-events")
-def emit_events(model: str, payload: dict[str, Any], alert: bool, run_id: str) -> list[str]:
-    """Always a ``monitored`` event; the ``alert`` event (the retrain trigger) only when asked to."""
-    resource = {"prefect.resource.id": f"mlbatch.model.{model}", "mlbatch.model": model}
-    body = {**payload, "run_id": run_id}
-    emitted = []
-    if alert:
-        emit_event(event=ALERT_EVENT, resource=resource, payload=body)
-        emitted.append(ALERT_EVENT)
-    emit_event(event=MONITORED_EVENT, resource=resource, payload=body)
+def emit_events(spec: ModelSpec, found: checks.Conclusion, report: str, run_id: str) -> list[str]:
+    """Always a ``monitored`` event; the ``alert`` event (the retrain trigger) only when the run asks for one."""
+    resource = {"prefect.resource.id": f"mlbatch.model.{spec.name}", "mlbatch.model": spec.name}
+    body = {**checks.alert_payload(spec.name, found.days, found.reasons, report), "run_id": run_id}
+    emitted = [ALERT_EVENT] if found.alert else []
     emitted.append(MONITORED_EVENT)
+    for event in emitted:
+        emit_event(event=event, resource=resource, payload=body)
     return emitted
+
+
+@compute_task(name="report-monitoring")
+def report(spec: ModelSpec, found: checks.Conclusion, span: tuple[dt.date, dt.date], report_uri: str) -> None:
+    first, last = span
+    artifacts.link("monitoring-report", spec.name, report_uri, f"{spec.name} monitoring report {first} to {last}")
+    text = reports.monitoring_markdown(spec, found.days, found.reasons, report_uri, found.event_note)
+    artifacts.markdown("monitoring", spec.name, text, f"{spec.name} {first} to {last}")

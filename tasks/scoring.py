@@ -1,55 +1,55 @@
-"""Tasks of the scoring flow; each body calls one ``mlbatch`` function."""
+"""Tasks of the scoring flow; each body calls one ``mlbatch.scoring`` function."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from prefect import get_run_logger
 
-from mlbatch import scoring
-from mlbatch.engines import Engine
-from mlbatch.settings import Settings
+from mlbatch import reports
+from mlbatch.lake import Lake
+from mlbatch.scoring.night import Night, NightResult, prepare_night, score_night
+from mlbatch.settings import EngineChoice
 from mlbatch.specs import ModelSpec
-from mlbatch.storage import ObjectInfo
-from tasks import io_task
+from tasks import artifacts, io_task
 
 
-@io_task(name="score-files", retries=2)
-def score_files(
-    settings: Settings,
+@io_task(name="prepare-night")
+def prepare(
+    lake: Lake,
     spec: ModelSpec,
-    engine: Engine,
-    objs: list[ObjectInfo],
-    ctx: scoring.RunContext,
-    profile: dict[str, Any] | None,
-    workers: int = 1,
-) -> list[scoring.FileResult]:
-    """A group of files, one after another (``parallel.task_groups``); retried whole on storage errors.
-
-    A retry re-scores the files already done: output names are deterministic,
-    so each overwrites its own staging file.
-    """
-    storage, logger, results = settings.storage(), get_run_logger(), []
-    for obj in objs:
-        result = scoring.score_file(storage, spec, engine, obj, ctx, profile=profile, workers=workers)
-        if result.error:
-            logger.error("quarantined %s: %s", obj.key, result.error)
-        else:
-            logger.info(
-                "scored %s: %d rows in %.1fs, %d batches at once", obj.key, result.rows_out, result.seconds, workers
-            )
-        results.append(result)
-    return results
-
-
-@io_task(name="publish-partition", retries=0)
-def publish_partition(
-    settings: Settings,
-    spec: ModelSpec,
-    ctx: scoring.RunContext,
-    results: list[scoring.FileResult],
+    day: dt.date,
+    version: int | None,
+    engine: EngineChoice,
+    cores: int | None,
     overwrite: bool,
-    started_at: dt.datetime,
-) -> dict:
-    return scoring.publish(settings.storage(), spec, ctx, results, overwrite=overwrite, started_at=started_at)
+) -> Night:
+    """The version, the files and the opened engine: everything that can fail before the date is claimed."""
+    return prepare_night(lake, spec, day, version=version, engine=engine, cores=cores, overwrite=overwrite)
+
+
+@io_task(name="score-night", retries=2)
+def score(lake: Lake, spec: ModelSpec, night: Night, run_id: str) -> NightResult:
+    """Claim the date, stage every file, publish all-or-nothing, release; retried whole on storage errors.
+
+    A retry re-scores the files: output names are deterministic, so each
+    overwrites its own staging file, and a date this run already published
+    is published again rather than skipped.
+    """
+    progress = artifacts.Progress("scoring-progress", spec.name, f"{spec.name} {night.day}: files scored")
+    return score_night(lake, spec, night, run_id, on_progress=progress)
+
+
+@io_task(name="report-night", retries=1)
+def report(spec: ModelSpec, result: NightResult) -> None:
+    """The night's markdown artifact, and the table of quarantined files when there are any."""
+    manifest, night = result.manifest, result.night
+    if manifest is None:
+        get_run_logger().info("skipping %s %s: %s at %s", spec.name, night.day, night.skip, night.output)
+        return
+    text = reports.scoring_markdown(spec.name, night.day, manifest, result.rate, night.output)
+    artifacts.markdown("scoring", spec.name, text, f"{spec.name} {night.day}")
+    if manifest.errors:
+        rows = [e.model_dump(include={"input", "reason"}) for e in manifest.errors]
+        artifacts.table("scoring-errors", spec.name, rows, f"{spec.name} {night.day} bad files")
+    get_run_logger().info("published %d rows of %s %s at %s", manifest.rows_out, spec.name, night.day, night.output)

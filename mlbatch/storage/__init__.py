@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from mlbatch.errors import ConfigError
-from mlbatch.storage.base import ObjectInfo, Storage, check_key, join
+from mlbatch.storage.base import ObjectInfo, S3Options, Storage, check_key, join
 from mlbatch.storage.local import LocalStorage
-
-if TYPE_CHECKING:
-    from mlbatch.settings import Settings
 
 SUPPORTED_ROOTS = "a local path, file:///abs/path or s3://bucket/prefix"
 
-__all__ = ["SUPPORTED_ROOTS", "LocalStorage", "ObjectInfo", "Storage", "check_key", "join", "open_storage"]
+__all__ = [
+    "SUPPORTED_ROOTS",
+    "LocalStorage",
+    "ObjectInfo",
+    "S3Options",
+    "Storage",
+    "check_key",
+    "join",
+    "open_storage",
+]
 
 
-def open_storage(root: str, settings: Settings | None = None) -> Storage:
+def open_storage(root: str, s3: S3Options | None = None) -> Storage:
     """Open the back end that ``root`` names.
 
     Args:
         root: ``data/lake``, ``/abs/path``, ``file:///abs/path`` or ``s3://bucket/prefix``.
-        settings: S3 endpoint, region, encryption and retries; defaults to ``Settings()``.
+        s3: S3 endpoint, region, encryption and retries; required for an ``s3://`` root, so a run never
+            talks to S3 with options it did not choose.
 
     Returns:
         A ``Storage`` rooted at ``root``.
@@ -40,8 +46,9 @@ def open_storage(root: str, settings: Settings | None = None) -> Storage:
     if scheme == "s3":
         if not parsed.netloc or len(parsed.netloc) < 3:
             raise ConfigError(f"storage root {root!r} needs a bucket name of at least 3 characters: s3://bucket/prefix")
-        from mlbatch.settings import Settings
-        from mlbatch.storage.s3 import S3Storage
+        if s3 is None:
+            raise ConfigError(f"storage root {root!r}: S3 options (endpoint, region, encryption) are required")
+        from mlbatch.storage.s3 import S3Storage  # boto3 only where S3 is used
 
-        return S3Storage(parsed.netloc, parsed.path, settings or Settings())
+        return S3Storage(parsed.netloc, parsed.path, s3)
     raise ConfigError(f"unknown storage scheme {parsed.scheme!r} in {root!r}: supported are {SUPPORTED_ROOTS}")

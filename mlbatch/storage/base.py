@@ -60,6 +60,17 @@ def join(*parts: str) -> str:
 
 
 @dataclass(frozen=True)
+class S3Options:
+    """How to talk to S3: endpoint (moto, MinIO), region, server-side encryption and botocore's retry budget."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    sse: str = "AES256"
+    sse_kms_key_id: str | None = None
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     """One stored object: its key relative to the root, size in bytes and a change token (ETag)."""
 
@@ -157,13 +168,9 @@ class Storage(ABC):
         With ``read_buffer_size`` set, each column chunk is read through a
         buffer of that size, so a reader holds at most that (and a page) per
         column, not every column's whole compressed chunk, and its memory no
-        longer grows with the writer's row-group size. Local storage reads
-        64 KiB at a time (a read is a syscall): -13 MB of Arrow memory for two
-        files scored at once through ``scoring.score_file``, at the same rows/s
-        (the benchmark's 125k-row files; README, Benchmark). S3 reads 8 MiB at
-        a time: each refill is another ranged GET, a round trip, so the buffer
-        is large; a chunk that fits is read in one GET, as it would be whole,
-        and only a larger one costs more GETs.
+        longer grows with the writer's row-group size. Local storage uses a
+        small buffer (a refill is a syscall); S3 a large one, because each
+        refill is another ranged GET, a round trip (docs/performance.md).
         """
         source = self.arrow_fs.open_input_file(self.arrow_path(key))
         options: dict[str, Any] = {"pre_buffer": False, "buffer_size": self.read_buffer_size}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 import pyarrow.fs as pafs
@@ -22,10 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlbatch.errors import ConflictError, ObjectNotFoundError, StorageError
-from mlbatch.storage.base import ObjectInfo, Storage, check_key, join
-
-if TYPE_CHECKING:
-    from mlbatch.settings import Settings
+from mlbatch.storage.base import ObjectInfo, S3Options, Storage, check_key, join
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412"}
@@ -41,33 +38,33 @@ class S3Storage(Storage):
 
     read_buffer_size = 8 * 1024 * 1024  # each refill is a ranged GET; see Storage.parquet_file
 
-    def __init__(self, bucket: str, prefix: str, settings: Settings) -> None:
+    def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.settings = settings
+        self.options = options
         self.root_uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     # ---- clients -----------------------------------------------------------------------------
     @cached_property
     def client(self) -> Any:
         config = Config(
-            retries={"total_max_attempts": self.settings.s3_max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.options.max_attempts, "mode": "standard"},
             connect_timeout=10,
             read_timeout=60,
         )
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.settings.s3_endpoint_url, region_name=self.settings.s3_region, config=config
+            "s3", endpoint_url=self.options.endpoint_url, region_name=self.options.region, config=config
         )
 
     @cached_property
     def _arrow_fs(self) -> pafs.S3FileSystem:
         kwargs: dict[str, Any] = {
-            "region": self.settings.s3_region,
-            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=self.settings.s3_max_attempts),
+            "region": self.options.region,
+            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=self.options.max_attempts),
         }
-        if self.settings.s3_endpoint_url:
-            kwargs["endpoint_override"] = self.settings.s3_endpoint_url
-            if self.settings.s3_endpoint_url.startswith("http://"):
+        if self.options.endpoint_url:
+            kwargs["endpoint_override"] = self.options.endpoint_url
+            if self.options.endpoint_url.startswith("http://"):
                 kwargs["scheme"] = "http"
         return pafs.S3FileSystem(**kwargs)
 
@@ -87,11 +84,11 @@ class S3Storage(Storage):
         return f"s3://{self.bucket}/{self._key(key)}" if key else self.root_uri
 
     def _sse_args(self) -> dict[str, str]:
-        if self.settings.s3_sse == "none":
+        if self.options.sse == "none":
             return {}
-        args = {"ServerSideEncryption": self.settings.s3_sse}
-        if self.settings.s3_sse == "aws:kms" and self.settings.s3_sse_kms_key_id:
-            args["SSEKMSKeyId"] = self.settings.s3_sse_kms_key_id
+        args = {"ServerSideEncryption": self.options.sse}
+        if self.options.sse == "aws:kms" and self.options.sse_kms_key_id:
+            args["SSEKMSKeyId"] = self.options.sse_kms_key_id
         return args
 
     def _fail(self, exc: ClientError, key: str, action: str) -> StorageError:

@@ -22,7 +22,7 @@ import pytest
 from tests_support import small_churn_spec
 
 from mlbatch import gates, retraining
-from mlbatch.cli import build_parser
+from mlbatch.cli.parser import build_parser
 from mlbatch.registry import VALIDATED, Registry, serialize_model
 from mlbatch.settings import Settings
 from mlbatch.specs import get_spec

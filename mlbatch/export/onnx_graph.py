@@ -3,15 +3,15 @@
 Why: a joblib pickle runs only in a Python with matching library versions
 and executes code when loaded; an ONNX graph is data, runs in any ONNX
 Runtime (other languages, edge devices) and, for tree ensembles, scores
-2-3x faster here. Export never fails a retrain: an estimator or transformer
+faster here (docs/performance.md). Export never fails a retrain: an estimator or transformer
 skl2onnx cannot convert is recorded on the card as ``unsupported`` with the
 converter's reason, and the version is scored with scikit-learn.
 HistGradientBoosting on native categoricals needs one fix to the converted
-graph, see ``mlbatch.onnx_categorical``.
+graph, see ``mlbatch.export.onnx_categorical``.
 
 The graph takes one ``[N, 1]`` input per feature, named like the column:
 float32 for numerics (NaN = missing), string for categoricals (missing as
-``MISSING_CATEGORY``, exactly as ``training.model_input`` feeds scikit-learn).
+``MISSING_CATEGORY``), built from ``features.model_input`` like every engine's input.
 """
 
 from __future__ import annotations
@@ -21,18 +21,16 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from mlbatch.onnx_categorical import rewrite_native_categoricals
+from mlbatch.engines.onnx_runtime import OnnxEngine
+from mlbatch.export.onnx_categorical import rewrite_native_categoricals
+from mlbatch.features import model_input
+from mlbatch.records import EXPORTED, ONNX_FILE, UNSUPPORTED, OnnxSection
 from mlbatch.registry import sha256
 from mlbatch.specs import ModelSpec
-from mlbatch.training import model_input
 
 log = logging.getLogger(__name__)
-
-EXPORTED, UNSUPPORTED = "exported", "unsupported"
-FILE_NAME = "model.onnx"
 #: rows run through ONNX Runtime right after conversion, so a graph that converts but cannot run is caught here
 _SMOKE_ROWS = 64
 
@@ -46,20 +44,20 @@ class OnnxExport:
     opset: dict[str, int] | None = None
     reason: str | None = None
 
-    def card_section(self) -> dict[str, Any]:
-        """The card's ``onnx`` entry; the checksum is what ``OnnxEngine`` verifies before loading."""
-        return {
-            "status": self.status,
-            "file": FILE_NAME if self.data is not None else None,
-            "sha256": sha256(self.data) if self.data is not None else None,
-            "size": len(self.data) if self.data is not None else None,
-            "opset": self.opset,
-            "reason": self.reason,
-        }
+    def card_section(self) -> OnnxSection:
+        """The card's ``onnx`` entry; the checksum is what the registry verifies before loading the graph."""
+        return OnnxSection(
+            status=self.status,
+            file=ONNX_FILE if self.data is not None else None,
+            sha256=sha256(self.data) if self.data is not None else None,
+            size=len(self.data) if self.data is not None else None,
+            opset=self.opset,
+            reason=self.reason,
+        )
 
     def extra_files(self) -> dict[str, bytes]:
         """Files stored beside ``model.joblib`` (create-only, checksummed in the card by ``Registry.register``)."""
-        return {FILE_NAME: self.data} if self.data is not None else {}
+        return {ONNX_FILE: self.data} if self.data is not None else {}
 
 
 def initial_types(spec: ModelSpec) -> list[tuple[str, Any]]:
@@ -68,14 +66,6 @@ def initial_types(spec: ModelSpec) -> list[tuple[str, Any]]:
     types: list[tuple[str, Any]] = [(c, FloatTensorType([None, 1])) for c in spec.features.numeric]
     types += [(c, StringTensorType([None, 1])) for c in spec.features.categorical]
     return types
-
-
-def frame_feeds(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """ONNX inputs from a pandas frame, through the same ``model_input`` scikit-learn gets."""
-    features = model_input(frame, spec)
-    feeds = {c: features[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in spec.features.numeric}
-    feeds.update({c: features[c].to_numpy(dtype=object).reshape(-1, 1) for c in spec.features.categorical})
-    return feeds
 
 
 def export_pipeline(pipeline: Any, spec: ModelSpec, sample: pd.DataFrame) -> OnnxExport:
@@ -108,9 +98,7 @@ def export_pipeline(pipeline: Any, spec: ModelSpec, sample: pd.DataFrame) -> Onn
     data = model.SerializeToString()
     opset = {(entry.domain or "ai.onnx"): int(entry.version) for entry in model.opset_import}
     try:
-        from mlbatch.engines import OnnxEngine
-
-        scores = OnnxEngine(data, spec, threads=1).scores(sample.head(_SMOKE_ROWS))
+        scores = OnnxEngine(data, spec, threads=1).score(model_input(sample.head(_SMOKE_ROWS), spec))
         if len(scores) != min(len(sample), _SMOKE_ROWS):
             raise ValueError(f"graph returned {len(scores)} scores for {min(len(sample), _SMOKE_ROWS)} rows")
     except Exception as exc:  # a graph ONNX Runtime cannot run is as unusable as none

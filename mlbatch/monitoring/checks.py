@@ -28,12 +28,24 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from mlbatch.drift import ALERT, INFO, OK, WARN, Distribution, feature_distribution, psi, score_distribution, verdict
 from mlbatch.errors import MonitoringError, ParameterError
 from mlbatch.metrics import evaluate
+from mlbatch.monitoring.drift import (
+    ALERT,
+    INFO,
+    OK,
+    WARN,
+    Distribution,
+    feature_distribution,
+    psi,
+    score_distribution,
+    verdict,
+)
 from mlbatch.partitions import partition_name
+from mlbatch.records import Manifest, ModelCard
+from mlbatch.records import MonitoringRow as Row
 from mlbatch.registry import Registry
-from mlbatch.scoring import read_manifest
+from mlbatch.scoring.reading import read_manifest
 from mlbatch.specs import LOWER_IS_BETTER, ModelSpec
 from mlbatch.storage import Storage, join
 
@@ -60,19 +72,6 @@ TABLE_SCHEMA = pa.schema(
         pa.field("run_id", pa.string()),
     ]
 )
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the monitoring table; ``threshold`` is the value at which the verdict becomes alert."""
-
-    date: dt.date
-    model_version: int
-    feature: str
-    metric: str
-    value: float
-    threshold: float
-    verdict: str
 
 
 @dataclass
@@ -115,17 +114,19 @@ def drift_rows(
             continue
         value = psi_of(feature_distribution(features[feature], stats, feature))
         if feature in m.unjudged_features:
-            rows.append(Row(day, version, feature, "psi", value, math.nan, INFO))
+            rows.append(Row.of(day, version, feature, "psi", value, math.nan, INFO))
         else:
-            rows.append(Row(day, version, feature, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert)))
+            rows.append(
+                Row.of(day, version, feature, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert))
+            )
     judged = [r for r in rows if r.verdict != INFO]
     if judged:
         share = sum(r.verdict == ALERT for r in judged) / len(judged)
         state = ALERT if share >= m.drift_share else WARN if share > 0 else OK
-        rows.append(Row(day, version, DATASET, "drifted_share", share, m.drift_share, state))
+        rows.append(Row.of(day, version, DATASET, "drifted_share", share, m.drift_share, state))
     if profile.get("score") and stats.get("score"):
         value = psi_of(score_distribution(profile["score"], stats))
-        rows.append(Row(day, version, SCORE, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert)))
+        rows.append(Row.of(day, version, SCORE, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert)))
     return rows
 
 
@@ -157,9 +158,9 @@ def read_labels(storage: Storage, spec: ModelSpec, day: dt.date) -> pd.DataFrame
     return frame.drop_duplicates(spec.id_columns, keep="last")
 
 
-def read_scores(storage: Storage, spec: ModelSpec, manifest: dict[str, Any]) -> pd.DataFrame:
+def read_scores(storage: Storage, spec: ModelSpec, manifest: Manifest) -> pd.DataFrame:
     """Ids and scores of the files a manifest published (never unpublished leftovers)."""
-    keys = [entry["output"] for entry in manifest["files"]]
+    keys = manifest.outputs
     if not keys:
         return pd.DataFrame(columns=[*spec.id_columns, "score"])
     return storage.read_table(keys, columns=[*spec.id_columns, "score"]).to_pandas()
@@ -170,9 +171,9 @@ def join_labels(spec: ModelSpec, scores: pd.DataFrame, labels: pd.DataFrame) -> 
     return scores.merge(labels, on=spec.id_columns, how="inner", validate="many_to_one")
 
 
-def holdout_metric(card: dict[str, Any], metric: str) -> float:
-    value = (card.get("metrics", {}).get("candidate") or {}).get(metric)
-    return float(value) if value is not None else math.nan
+def holdout_metric(card: ModelCard, metric: str) -> float:
+    value = card.primary_metric(metric)
+    return value if value is not None else math.nan
 
 
 def realized_rows(spec: ModelSpec, day: dt.date, version: int, joined: pd.DataFrame, holdout: float) -> list[Row]:
@@ -193,22 +194,22 @@ def realized_rows(spec: ModelSpec, day: dt.date, version: int, joined: pd.DataFr
             drop = (value - holdout) if lower else (holdout - value)
             threshold = holdout + tol if lower else holdout - tol
             state = INFO if math.isnan(drop) else ALERT if drop > tol else WARN if drop > tol / 2 else OK
-            rows.append(Row(day, version, REALIZED, name, value, threshold, state))
+            rows.append(Row.of(day, version, REALIZED, name, value, threshold, state))
         else:
-            rows.append(Row(day, version, REALIZED, name, value, math.nan, INFO))
-    rows.append(Row(day, version, REALIZED, f"holdout_{primary}", holdout, math.nan, INFO))
+            rows.append(Row.of(day, version, REALIZED, name, value, math.nan, INFO))
+    rows.append(Row.of(day, version, REALIZED, f"holdout_{primary}", holdout, math.nan, INFO))
     return rows
 
 
 # ---- staleness -----------------------------------------------------------------------------------------
-def staleness_row(spec: ModelSpec, day: dt.date, version: int, card: dict[str, Any], now: dt.datetime) -> Row:
+def staleness_row(spec: ModelSpec, day: dt.date, version: int, card: ModelCard, now: dt.datetime) -> Row:
     """Age of the champion in days at ``now``, from its registration; alert beyond the spec's max age."""
-    registered = card.get("registered_at")
+    registered = card.registered_at
     if not registered:
         raise MonitoringError(f"card of {spec.name} version {version} has no registered_at: cannot judge staleness")
     age = _age_days(registered, now)
     limit = float(spec.monitoring.max_age_days)
-    return Row(day, version, MODEL, "age_days", round(age, 3), limit, ALERT if age > limit else OK)
+    return Row.of(day, version, MODEL, "age_days", round(age, 3), limit, ALERT if age > limit else OK)
 
 
 # ---- one date ------------------------------------------------------------------------------------------
@@ -217,11 +218,11 @@ def monitor_date(storage: Storage, spec: ModelSpec, registry: Registry, day: dt.
     manifest = read_manifest(storage, spec.name, day)
     if manifest is None:
         return DayResult(day, None, note="not published: nothing to monitor")
-    version = int(manifest["model_version"])
+    version = manifest.model_version
     card = registry.card(version)
     result = DayResult(day, version)
-    profile = card.get("profile") or {}
-    stats = manifest.get("stats") or {}
+    profile = card.profile
+    stats = manifest.stats
     if stats and profile:
         result.rows += drift_rows(spec, day, version, stats, profile)
         if profile.get("score"):
@@ -302,7 +303,7 @@ def alert_reasons(rows: list[Row]) -> list[str]:
 def summarize(days: list[DayResult]) -> pd.DataFrame:
     """The rows of several dates as one frame (the markdown artifact's and the report's input)."""
     rows = [r for d in days for r in d.rows]
-    return pd.DataFrame([r.__dict__ for r in rows], columns=list(Row.__dataclass_fields__))
+    return pd.DataFrame([r.model_dump() for r in rows], columns=list(Row.model_fields))
 
 
 # ---- a run over several dates ----------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def retrain_cooldown(spec: ModelSpec, registry: Registry, now: dt.datetime) -> s
         return None
     for version in reversed(registry.versions()):
         try:
-            registered = registry.card(version).get("registered_at")
+            registered = registry.card(version).registered_at
         except ParameterError:  # a number claimed by a run that died before writing its card
             continue
         if not registered:
@@ -368,3 +369,36 @@ def alert_payload(model: str, days: list[DayResult], reasons: list[str], report_
         "versions": sorted({d.model_version for d in days if d.model_version is not None}),
         "report": report_uri,
     }
+
+
+@dataclass
+class Conclusion:
+    """What a monitoring run found over its dates and whether it asks for a retrain.
+
+    ``event_note`` says in one phrase what became of the alerts (an event, a
+    cooldown, or alerting switched off), for the artifact and the log.
+    """
+
+    days: list[DayResult]
+    reasons: list[str]
+    alert: bool
+    event_note: str
+
+
+def conclude(
+    spec: ModelSpec, registry: Registry, days: list[DayResult], now: dt.datetime, *, retrain_on_alert: bool
+) -> Conclusion:
+    """Add the champion's staleness to the last monitored date, collect the alerts, and decide on the event."""
+    target = last_monitored(days)
+    stale = champion_staleness(spec, registry, target.date, now)
+    if stale is not None:
+        target.rows.append(stale)
+    reasons = alert_reasons([r for d in days for r in d.rows])
+    if not reasons:
+        return Conclusion(days, reasons, False, "none")
+    if not retrain_on_alert:
+        return Conclusion(days, reasons, False, "off (MLBATCH_RETRAIN_ON_ALERT=false)")
+    cooldown = retrain_cooldown(spec, registry, now)
+    if cooldown:
+        return Conclusion(days, reasons, False, f"none: cooling down after a retrain ({cooldown})")
+    return Conclusion(days, reasons, True, "mlbatch.model.alert")

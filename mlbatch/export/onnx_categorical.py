@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
+from mlbatch.engines.onnx_kernels import TREE_OPS
 
 
 class TreeRewriteError(ValueError):

@@ -20,8 +20,8 @@ import pandas as pd
 from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
-from mlbatch.drift import ALERT, INFO, OK, WARN, Distribution
-from mlbatch.monitoring import DATASET, MODEL, REALIZED, SCORE, DayResult, read_history, report_key
+from mlbatch.monitoring.checks import MODEL, REALIZED, SCORE, DayResult, read_history, report_key
+from mlbatch.monitoring.drift import ALERT, INFO, OK, WARN, Distribution
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage
 
@@ -160,35 +160,6 @@ def _summary_table(history: pd.DataFrame) -> str:
             f"<td class='{worst}'>{worst if judged else 'not judged'}</td><td>{first}</td></tr>"
         )
     return "\n".join([*out, "</table>"])
-
-
-def verdict_markdown(
-    spec: ModelSpec, days: list[DayResult], reasons: list[str], report_uri: str | None, event: str
-) -> str:
-    """Per date: the worst verdict of each kind, so a person sees at a glance which day went wrong."""
-    lines = [
-        f"# Monitoring {spec.name}",
-        "",
-        f"- report: {report_uri or '—'}",
-        f"- alert event: {event}",
-        "",
-        "| date | version | drifting features (alert) | dataset drift | score PSI | realized | note |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    primary = spec.validation.primary_metric
-    for d in days:
-        feats = [r.feature for r in d.rows if r.metric == "psi" and r.feature != SCORE and r.verdict == ALERT]
-        dataset = next((r for r in d.rows if r.feature == DATASET), None)
-        score = next((r for r in d.rows if r.feature == SCORE), None)
-        perf = next((r for r in d.rows if r.feature == REALIZED and r.metric == primary), None)
-        lines.append(
-            f"| {d.date} | {d.model_version or '—'} | {', '.join(feats) or '—'} | "
-            f"{f'{dataset.value:.0%} {dataset.verdict}' if dataset else '—'} | "
-            f"{f'{score.value:.3f} {score.verdict}' if score else '—'} | "
-            f"{f'{perf.value:.4f} {perf.verdict}' if perf else 'no labels'} | {d.note or ''} |"
-        )
-    lines += ["", "## Alerts", ""] + ([f"- {r}" for r in reasons] or ["- none"])
-    return "\n".join(lines)
 
 
 #: the report shows at least this many days of history, so a nightly one-date run still shows a trend

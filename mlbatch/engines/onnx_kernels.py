@@ -1,30 +1,24 @@
 """The graph's tree ensemble on onnx-extended's kernel: the same model, evaluated faster on one thread.
 
-Why: ONNX Runtime's own ``TreeEnsemble*`` kernel is 93-96% of a scoring
+Why: ONNX Runtime's own ``TreeEnsemble*`` kernel is most of a scoring
 session's time. onnx-extended (by an ONNX Runtime and skl2onnx maintainer)
 ships a drop-in kernel for the same operators, registered as a custom-op
-library. On the benchmark's graphs it scored rows in memory 1.43x (one-hot)
-and 1.91x (native categoricals) faster than the built-in kernel, and the
-flow 1.29x and 1.24x, to within 5e-7 (``bench/bench_score.py --onnx-kernel``,
-README "Choosing the engine"). The stored ``model.onnx`` stays standard ONNX:
-the swap happens in memory when a session opens, and the equivalence gate
-runs through the same engine, so what passes the gate is what scores.
+library, that scores the same graphs faster (docs/performance.md). The stored
+``model.onnx`` stays standard ONNX: the swap happens in memory when a session
+opens, and the equivalence gate runs through the same engine, so what passes
+the gate is what scores.
 
-Only for one-thread sessions, the flow's default (one thread per batch, two
-batches at once): the kernel's own multi-threaded path is switched off by its
-thresholds, because it crashed the process (SIGSEGV) under
-``OMP_NUM_THREADS=1`` in onnx-extended 0.5.0, and a session given several
-threads is better served by ONNX Runtime's kernel, which uses its pool.
+Only for one-thread sessions, the scoring default: the kernel's own
+multi-threaded path is switched off by its thresholds, because it crashed the
+process under ``OMP_NUM_THREADS=1`` in onnx-extended 0.5.0, and a session
+given several threads is better served by ONNX Runtime's kernel, which uses
+its pool.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from mlbatch.onnx_categorical import TREE_OPS
-
 ONNX_EXTENDED, ONNXRUNTIME = "onnx-extended", "onnxruntime"
-OnnxKernel = Literal["onnx-extended", "onnxruntime"]
+TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 DOMAIN = "onnx_extended.ortops.optim.cpu"
 #: thresholds (trees, rows) above which the kernel would split a call across threads: never
 _SEQUENTIAL = {"parallel_tree": 1 << 30, "parallel_tree_N": 1 << 30, "parallel_N": 1 << 30}

@@ -1,0 +1,7 @@
+"""``python -m mlbatch.cli``: the same command as ``mlbatch``."""
+
+import sys
+
+from mlbatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""What each ``mlbatch`` subcommand does: one function per command, taking its arguments and the run's lake."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any
+
+from mlbatch.errors import MlbatchError
+from mlbatch.lake import Lake
+
+DEMO_START = dt.date(2026, 1, 1)
+DEMO_DAYS = 75
+
+
+def generate(args: argparse.Namespace, lake: Lake) -> Any:
+    from mlbatch.sampledata import SampleConfig, write_sample
+
+    config = SampleConfig(
+        start=args.start,
+        days=args.days,
+        rows_per_day=args.rows_per_day,
+        files_per_day=args.files_per_day,
+        seed=args.seed,
+        drift_from=args.drift_from,
+    )
+    keys = write_sample(lake.storage, config)
+    return {"files": len(keys), "rows": args.days * args.rows_per_day, "dataset": lake.uri(config.dataset_path)}
+
+
+def retrain(args: argparse.Namespace, lake: Lake) -> Any:
+    from flows.retrain import retrain as flow
+
+    return flow(model=args.model, as_of=args.as_of, window_days=args.window_days, promote=not args.no_promote)
+
+
+def score(args: argparse.Namespace, lake: Lake) -> Any:
+    from flows.score import score as flow
+
+    return flow(
+        model=args.model,
+        run_date=args.date,
+        version=args.version,
+        overwrite=args.overwrite,
+        engine=args.engine,
+        cores=args.cores,
+    )
+
+
+def backfill(args: argparse.Namespace, lake: Lake) -> Any:
+    from flows.backfill import backfill_scoring
+
+    return backfill_scoring(
+        model=args.model,
+        start=args.start,
+        end=args.end,
+        overwrite=args.overwrite,
+        max_parallel=args.max_parallel,
+        version=args.version,
+    )
+
+
+def monitor(args: argparse.Namespace, lake: Lake) -> Any:
+    from flows.monitor import monitor as flow
+
+    return flow(model=args.model, start=args.start, end=args.end)
+
+
+def promote(args: argparse.Namespace, lake: Lake) -> Any:
+    from flows.registry_ops import promote_model
+
+    return promote_model(model=args.model, version=args.version, reason=args.reason)
+
+
+def rollback(args: argparse.Namespace, lake: Lake) -> Any:
+    from flows.registry_ops import rollback_model
+
+    return rollback_model(model=args.model, reason=args.reason)
+
+
+def versions(args: argparse.Namespace, lake: Lake) -> Any:
+    spec = lake.spec(args.model)
+    metric = spec.validation.primary_metric
+    print(f"{'version':>7}  {'status':<10}  {metric:>10}  champion  {'as_of':<10}  registered_at")
+    for r in lake.registry(spec.name).summaries(metric):
+        value = f"{r.primary_metric:.4f}" if r.primary_metric is not None else "—"
+        print(
+            f"{r.version:>7}  {r.status:<10}  {value:>10}  {'*' if r.is_champion else ' ':^8}  "
+            f"{r.as_of or '—':<10}  {r.created_at}"
+        )
+    return None
+
+
+def card(args: argparse.Namespace, lake: Lake) -> Any:
+    registry = lake.registry(lake.spec(args.model).name)
+    version = args.version or registry.champion()
+    if version is None:
+        raise MlbatchError(f"model {args.model!r} has no champion; pass --version")
+    document = registry.card(version).model_dump(mode="json", exclude=None if args.full else {"profile"})
+    verdict = registry.verdict(version)
+    return {"card": document, "verdict": verdict.model_dump(mode="json") if verdict else None}
+
+
+def history(args: argparse.Namespace, lake: Lake) -> Any:
+    alias = lake.registry(lake.spec(args.model).name).alias()[0]
+    return {"champion": alias.version, "history": [e.model_dump(mode="json") for e in alias.history]}
+
+
+def demo(args: argparse.Namespace, lake: Lake) -> Any:
+    """Generate sample data, retrain (validate, gate, promote), score the next night, say where it is."""
+    from flows.retrain import retrain as retrain_flow
+    from flows.score import score as score_flow
+
+    days = args.days
+    print(f"1/3 generating {days} days x {args.rows_per_day} rows of sample data under {lake.storage.root_uri}")
+    gen = argparse.Namespace(
+        start=DEMO_START, days=days, rows_per_day=args.rows_per_day, files_per_day=2, seed=42, drift_from=None
+    )
+    generate(gen, lake)
+    last = DEMO_START + dt.timedelta(days=days - 1)
+    print(f"2/3 retraining 'churn' on the window before {last}")
+    trained = retrain_flow(model="churn", as_of=last, window_days=None, promote=True)
+    print(f"    version {trained['version']} {trained['status']}; champion is now {trained['champion']}")
+    print(f"3/3 scoring the night of {last} with the champion")
+    scored = score_flow(model="churn", run_date=last, version=None, overwrite=True)
+    path = scored["output"].removeprefix("file://")
+    print(f"\nScored Parquet: {scored['output']}  ({scored['rows']} rows, model version {scored['version']})")
+    print(f"Read it with pandas:  pd.read_parquet('{path}')")
+    print(f"or DuckDB:            SELECT * FROM read_parquet('{path}/*.parquet')")
+    return {"retrain": trained, "score": scored}

@@ -1,0 +1,79 @@
+"""Which engine scores a version, and building it from checksum-verified bytes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from mlbatch.engines.base import Engine
+from mlbatch.engines.onnx_kernels import ONNX_EXTENDED
+from mlbatch.engines.onnx_runtime import OnnxEngine
+from mlbatch.engines.scikit_learn import SklearnEngine
+from mlbatch.errors import EngineError
+from mlbatch.records import EXPORTED, ONNX_FILE, ModelCard, Verdict
+from mlbatch.registry import Registry
+from mlbatch.settings import EngineChoice, OnnxKernel
+from mlbatch.specs import ModelSpec
+
+log = logging.getLogger(__name__)
+
+ONNX_GATE = "onnx_equivalence"
+EngineName = Literal["sklearn", "onnx"]
+ENGINE_CHOICES = ("auto", "sklearn", "onnx")
+
+
+def onnx_validated(card: ModelCard, verdict: Verdict | None) -> tuple[bool, str]:
+    """Whether a version has an exported ONNX graph that passed the equivalence gate, and why not."""
+    if card.onnx.status != EXPORTED:
+        return False, f"no ONNX export ({card.onnx.status}: {card.onnx.reason or '—'})"
+    gate = verdict.gate(ONNX_GATE) if verdict else None
+    if gate is None:
+        return False, "the ONNX equivalence gate was not run for this version"
+    if not gate.passed:
+        return False, f"the ONNX equivalence gate failed: {gate.detail}"
+    return True, "ONNX export passed the equivalence gate"
+
+
+def resolve_engine(registry: Registry, version: int, choice: EngineChoice) -> EngineName:
+    """Which engine scores ``version``: ONNX when asked (or, under ``auto``, when validated), else scikit-learn.
+
+    Decided before the engine is built because the engine decides how the
+    cores are shared (``parallel.Parallelism``), and that sets the threads the
+    engine is built with.
+
+    Raises:
+        EngineError: ``choice="onnx"`` and the version has no ONNX graph that passed the equivalence gate.
+    """
+    if choice not in ENGINE_CHOICES:
+        raise EngineError(f"engine: {choice!r} is not one of {', '.join(ENGINE_CHOICES)}")
+    if choice == "sklearn":
+        return "sklearn"
+    ok, why = onnx_validated(registry.card(version), registry.verdict(version))
+    if ok:
+        return "onnx"
+    if choice == "onnx":
+        raise EngineError(
+            f"engine=onnx but {registry.model} version {version} has no validated ONNX model: {why}; "
+            "use engine=sklearn or auto"
+        )
+    log.info("%s v%d: scoring with scikit-learn (%s)", registry.model, version, why)
+    return "sklearn"
+
+
+def build_engine(
+    registry: Registry,
+    version: int,
+    spec: ModelSpec,
+    name: EngineName,
+    *,
+    threads: int | None = None,
+    kernel: OnnxKernel = ONNX_EXTENDED,
+) -> Engine:
+    """The engine ``resolve_engine`` chose, loaded from checksum-verified bytes.
+
+    Raises:
+        IntegrityError: the stored file does not match the card's checksum.
+    """
+    if name == "onnx":
+        return OnnxEngine(registry.verified_file(version, ONNX_FILE), spec, threads, kernel=kernel)
+    return SklearnEngine(registry.load(version), spec, threads)

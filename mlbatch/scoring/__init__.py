@@ -1,0 +1,1 @@
+"""Nightly batch scoring: the key layout, the streaming loop, the publication protocol, readers for analysts."""

@@ -1,0 +1,224 @@
+"""One night of scoring: what to score it with, and scoring its files on the cores (threads) or a Dask cluster.
+
+``prepare_night`` resolves everything a run must know before it claims the
+date (the version, its engine opened, the files, how the cores are shared),
+so a model that cannot run fails before anything is staged. ``score_night``
+then runs the publication protocol around the files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from mlbatch.engines import Engine, build_engine, resolve_engine
+from mlbatch.errors import ParameterError, RegistryError
+from mlbatch.lake import Lake
+from mlbatch.parallel import Parallelism
+from mlbatch.partitions import partition_files
+from mlbatch.records import Manifest
+from mlbatch.registry import Registry
+from mlbatch.scoring.layout import partition_dir
+from mlbatch.scoring.publication import Skip, claim_date
+from mlbatch.scoring.reading import read_manifest
+from mlbatch.scoring.stream import FileResult, RunContext, score_file
+from mlbatch.settings import EngineChoice
+from mlbatch.specs import ModelSpec
+from mlbatch.storage import ObjectInfo
+
+log = logging.getLogger(__name__)
+
+#: called with (files done, files in all) as files finish
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Night:
+    """What one run of one date scores, and with what; ``skip`` says why it scores nothing."""
+
+    model: str
+    day: dt.date
+    output: str
+    overwrite: bool
+    version: int | None = None
+    engine: Engine | None = None
+    plan: Parallelism | None = None
+    files: list[ObjectInfo] = field(default_factory=list)
+    profile: dict = field(default_factory=dict)
+    skip: str | None = None
+
+
+@dataclass(frozen=True)
+class NightResult:
+    """A published night (its manifest and how long scoring took), or a skip."""
+
+    night: Night
+    manifest: Manifest | None
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.manifest.rows_out / self.seconds if self.manifest and self.seconds > 0 else 0.0
+
+    def summary(self) -> dict:
+        """What the flow returns: the model, date, status and where the output is."""
+        base = {"model": self.night.model, "date": self.night.day.isoformat(), "output": self.night.output}
+        if self.manifest is None:
+            return {**base, "status": "skipped", "reason": self.night.skip}
+        return {
+            **base,
+            "status": "published",
+            "version": self.manifest.model_version,
+            "rows": self.manifest.rows_out,
+            "files": len(self.manifest.files),
+        }
+
+
+def resolve_version(registry: Registry, version: int | None) -> int:
+    """The pinned version (must be validated), else the champion, resolved once for the whole run."""
+    if version is not None:
+        if version < 1:
+            raise ParameterError(f"version: {version} is not a version number (expected 1 or more)")
+        registry.require_version(version, validated=True, purpose="used for scoring")
+        return version
+    champion = registry.champion()
+    if champion is None:
+        raise RegistryError(f"model {registry.model!r} has no champion yet: run retrain first")
+    return champion
+
+
+def prepare_night(
+    lake: Lake,
+    spec: ModelSpec,
+    day: dt.date,
+    *,
+    version: int | None,
+    engine: EngineChoice,
+    cores: int | None,
+    overwrite: bool,
+) -> Night:
+    """Resolve the version, skip a published date, list the files and open the engine before any write."""
+    registry = lake.registry(spec.name)
+    night = Night(spec.name, day, lake.uri(partition_dir(spec.name, day)), overwrite)
+    night.version = resolve_version(registry, version)
+    if not overwrite and read_manifest(lake.storage, spec.name, day) is not None:
+        night.skip = "already published (overwrite=false)"
+        return night
+    night.files = partition_files(lake.storage, spec, day)
+    name = resolve_engine(registry, night.version, engine)
+    night.plan = Parallelism.plan(lake.settings.tuning, name, dask=lake.settings.task_runner == "dask", cores=cores)
+    night.engine = build_engine(
+        registry, night.version, spec, name, threads=night.plan.threads, kernel=lake.settings.tuning.onnx_kernel
+    )
+    night.engine.open()
+    night.profile = registry.card(night.version).profile
+    log.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, night.version, name, engine)
+    log.info(night.plan.describe(len(night.files)))
+    return night
+
+
+def score_night(
+    lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_progress: Progress | None = None
+) -> NightResult:
+    """Claim the date, score its files into staging, publish them all-or-nothing, release the date."""
+    assert night.engine is not None and night.plan is not None and night.version is not None
+    started = dt.datetime.now(dt.UTC)
+    claim = claim_date(lake.storage, spec.name, night.day, run_id, overwrite=night.overwrite)
+    if isinstance(claim, Skip):
+        night.skip = claim.reason
+        return NightResult(night, None)
+    apply_memory_pool(lake.settings.tuning.memory_pool)
+    ctx = RunContext(spec.name, night.version, run_id, started.replace(microsecond=0), night.day)
+    with claim as lease:
+        clock = time.perf_counter()
+        results = score_files(lake, spec, night, ctx, on_progress)
+        seconds = time.perf_counter() - clock
+        manifest = lease.publish(spec, ctx, results, overwrite=night.overwrite, started_at=started)
+    return NightResult(night, manifest, seconds)
+
+
+def score_files(
+    lake: Lake, spec: ModelSpec, night: Night, ctx: RunContext, on_progress: Progress | None = None
+) -> list[FileResult]:
+    """Every file of the night, in the files' order, ``plan.files`` at a time (or on Dask's workers)."""
+    assert night.engine is not None and night.plan is not None
+    if lake.settings.task_runner == "dask":
+        return _on_dask(lake, spec, night, ctx)
+    done: dict[int, FileResult] = {}
+    with ThreadPoolExecutor(max(1, night.plan.files or 1), thread_name_prefix="mlbatch-file") as pool:
+        futures = {
+            pool.submit(_score_one, lake, spec, night.engine, obj, ctx, night.profile, night.plan.batches): i
+            for i, obj in enumerate(night.files)
+        }
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            if on_progress is not None:
+                on_progress(len(done), len(night.files))
+    return [done[i] for i in range(len(night.files))]
+
+
+def _score_one(
+    lake: Lake, spec: ModelSpec, engine: Engine, obj: ObjectInfo, ctx: RunContext, profile: dict, batches: int
+) -> FileResult:
+    result = score_file(lake.storage, spec, engine, obj, ctx, profile=profile or None, workers=batches)
+    if result.error:
+        log.error("quarantined %s: %s", obj.key, result.error)
+    else:
+        log.info("scored %s: %d rows in %.1fs, %d batches at once", obj.key, result.rows_out, result.seconds, batches)
+    return result
+
+
+def _on_dask(lake: Lake, spec: ModelSpec, night: Night, ctx: RunContext) -> list[FileResult]:
+    """The files on a Dask cluster: each worker process unpickles the lake (and opens its own back end)."""
+    from distributed import Client, LocalCluster
+
+    address = lake.settings.dask_address
+    if address:
+        log.info("scoring %d files on the Dask scheduler at %s", len(night.files), address)
+        client, cluster = Client(address), None
+    else:
+        log.info("scoring %d files on a new Dask LocalCluster of %d worker processes", len(night.files), _workers())
+        cluster = LocalCluster(
+            n_workers=_workers(),
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        )
+        client = Client(cluster)
+    try:
+        futures = [
+            client.submit(_score_one, lake, spec, night.engine, obj, ctx, night.profile, 1, pure=False)
+            for obj in night.files
+        ]
+        return client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def apply_memory_pool(name: str) -> None:
+    """Make ``name`` pyarrow's default allocator for this process (``default``: leave pyarrow's choice).
+
+    Why: scoring allocates and frees batch-sized buffers all night, and the
+    allocator decides how much of that stays resident (docs/performance.md).
+    """
+    if name == "default":
+        return
+    import pyarrow as pa
+
+    pool = {"jemalloc": pa.jemalloc_memory_pool, "mimalloc": pa.mimalloc_memory_pool, "system": pa.system_memory_pool}
+    try:
+        pa.set_memory_pool(pool[name]())
+    except NotImplementedError:  # a pyarrow build without that allocator keeps its default
+        log.warning("pyarrow has no %s allocator here; keeping %s", name, pa.default_memory_pool().backend_name)
+
+
+def _workers() -> int:
+    return min(2, os.cpu_count() or 1)
