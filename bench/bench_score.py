@@ -311,7 +311,7 @@ def run_bare(work: Path, model: str, engine: str) -> dict:
     for path in _inputs(work):
         with pq.ParquetWriter(out / path.name, schema, compression="zstd") as writer:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH, columns=spec.input_columns):
-                score = scorer.score_batch(batch)
+                score = scorer.score(model_input(batch, spec))
                 writer.write_table(pa.table({"customer_id": batch.column("customer_id"), "score": score}))
                 rows += batch.num_rows
     return {"rows": rows, "seconds": time.perf_counter() - clock}

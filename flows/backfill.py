@@ -8,6 +8,7 @@ import os
 from prefect import flow, get_run_logger
 
 from flows.common import opened_lake
+from flows.score import score
 from mlbatch import backfill
 from mlbatch.errors import ScoringError
 from mlbatch.parameters import ModelName, check_positive, check_range
@@ -43,7 +44,7 @@ def backfill_scoring(
             f"backfill {spec.name} {days[0]}..{days[-1]} with version {chosen}: {len(to_score)} to score, "
             f"{len(outcomes)} already published; {min(max_parallel, len(to_score))} at once, {cores} cores each"
         )
-        outcomes += t.score_dates(spec.name, to_score, chosen, overwrite, cores, max_parallel)
+        outcomes += t.score_dates(score, spec.name, to_score, chosen, overwrite, cores, max_parallel)
         t.report(spec, days, outcomes)
     message = backfill.failure_message(spec.name, outcomes)
     if message:

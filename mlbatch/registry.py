@@ -36,6 +36,7 @@ from mlbatch.errors import ConflictError, IntegrityError, ObjectNotFoundError, P
 from mlbatch.records import (
     MODEL_FILE,
     PENDING,
+    REJECTED,
     VALIDATED,
     ChampionAlias,
     FileChecksum,
@@ -48,6 +49,8 @@ from mlbatch.records import (
     utcnow,
 )
 from mlbatch.storage import Storage, join
+
+__all__ = ["PENDING", "REJECTED", "VALIDATED", "Registry", "serialize_model", "sha256"]
 
 log = logging.getLogger(__name__)
 

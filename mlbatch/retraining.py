@@ -28,7 +28,7 @@ from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
 from mlbatch.features import model_input
 from mlbatch.gates import onnx_equivalence
 from mlbatch.metrics import evaluate
-from mlbatch.monitoring.profiles import build_profile
+from mlbatch.profiles import build_profile
 from mlbatch.records import EXPORTED, NOT_ATTEMPTED, ONNX_FILE, VALIDATED, GateResult, OnnxSection, Verdict
 from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -48,10 +49,10 @@ def plan(lake: Lake, spec: ModelSpec, days: list[dt.date], version: int | None, 
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def score_date(model: str, day: dt.date, version: int, overwrite: bool, cores: int) -> backfill.Outcome:
-    """Run the ``score`` flow for one date as a subflow (its own run in the UI, linked to this one)."""
-    from flows.score import score
-
+def score_date(
+    score: Callable[..., dict], model: str, day: dt.date, version: int, overwrite: bool, cores: int
+) -> backfill.Outcome:
+    """Run ``score`` (the scoring flow) for one date as a subflow: its own run in the UI, linked to this one."""
     result = score(model=model, run_date=day, version=version, overwrite=overwrite, cores=cores)
     if result["status"] == "skipped":
         return backfill.Outcome(day, "skipped", "already published (found by the score run)")
@@ -69,16 +70,21 @@ def _outcome(day: dt.date, future: PrefectFuture) -> backfill.Outcome:
 
 
 def score_dates(
-    model: str, days: list[dt.date], version: int, overwrite: bool, cores: int, max_parallel: int
+    score: Callable[..., dict],
+    model: str,
+    days: list[dt.date],
+    version: int,
+    overwrite: bool,
+    cores: int,
+    max_parallel: int,
 ) -> list[backfill.Outcome]:
-    """``score_date`` for every date, at most ``max_parallel`` at once; every date gets an outcome."""
+    """``score_date`` for every date, at most ``max_parallel`` at once; every date gets an outcome.
+
+    ``score`` is the scoring flow, passed in by the backfill flow, so tasks never import flows.
+    """
     with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
-        futures = [
-            runner.submit(
-                score_date, {"model": model, "day": day, "version": version, "overwrite": overwrite, "cores": cores}
-            )
-            for day in days
-        ]
+        parameters = {"score": score, "model": model, "version": version, "overwrite": overwrite, "cores": cores}
+        futures = [runner.submit(score_date, {**parameters, "day": day}) for day in days]
         return [_outcome(day, f) for day, f in zip(days, futures, strict=True)]
 
 

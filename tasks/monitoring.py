@@ -9,7 +9,7 @@ from prefect.events import emit_event
 
 from mlbatch import reports
 from mlbatch.lake import Lake
-from mlbatch.monitoring import checks
+from mlbatch.monitoring import alerts, checks, table
 from mlbatch.monitoring.report import publish_report
 from mlbatch.specs import ModelSpec
 from tasks import artifacts, compute_task, io_task
@@ -24,10 +24,10 @@ def monitor_date(lake: Lake, spec: ModelSpec, day: dt.date) -> checks.DayResult:
 
 
 @io_task(name="conclude-monitoring")
-def conclude(lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.datetime) -> checks.Conclusion:
+def conclude(lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.datetime) -> alerts.Conclusion:
     """Staleness, the alerts and the retrain cooldown (the champion's card and the newest versions are read)."""
     registry = lake.registry(spec.name)
-    found = checks.conclude(spec, registry, days, now, retrain_on_alert=lake.settings.retrain_on_alert)
+    found = alerts.conclude(spec, registry, days, now, retrain_on_alert=lake.settings.retrain_on_alert)
     for reason in found.reasons:
         get_run_logger().warning(reason)
     if found.reasons and not found.alert:
@@ -37,19 +37,19 @@ def conclude(lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.
 
 @io_task(name="write-monitoring-results")
 def write_results(
-    lake: Lake, spec: ModelSpec, found: checks.Conclusion, span: tuple[dt.date, dt.date], now: dt.datetime, run_id: str
+    lake: Lake, spec: ModelSpec, found: alerts.Conclusion, span: tuple[dt.date, dt.date], now: dt.datetime, run_id: str
 ) -> tuple[list[str], str]:
     """The table (one partition per date, replaced whole, so a retry cannot duplicate rows) and the HTML report."""
-    keys = checks.write_results(lake.storage, spec.name, found.days, now, run_id)
+    keys = table.write_results(lake.storage, spec.name, found.days, now, run_id)
     report = publish_report(lake.storage, spec, span[0], span[1], found.days, found.reasons)
     return [lake.uri(k) for k in keys], lake.uri(report)
 
 
 @compute_task(name="emit-monitoring-events")
-def emit_events(spec: ModelSpec, found: checks.Conclusion, report: str, run_id: str) -> list[str]:
+def emit_events(spec: ModelSpec, found: alerts.Conclusion, report: str, run_id: str) -> list[str]:
     """Always a ``monitored`` event; the ``alert`` event (the retrain trigger) only when the run asks for one."""
     resource = {"prefect.resource.id": f"mlbatch.model.{spec.name}", "mlbatch.model": spec.name}
-    body = {**checks.alert_payload(spec.name, found.days, found.reasons, report), "run_id": run_id}
+    body = {**alerts.alert_payload(spec.name, found.days, found.reasons, report), "run_id": run_id}
     emitted = [ALERT_EVENT] if found.alert else []
     emitted.append(MONITORED_EVENT)
     for event in emitted:
@@ -58,7 +58,7 @@ def emit_events(spec: ModelSpec, found: checks.Conclusion, report: str, run_id: 
 
 
 @compute_task(name="report-monitoring")
-def report(spec: ModelSpec, found: checks.Conclusion, span: tuple[dt.date, dt.date], report_uri: str) -> None:
+def report(spec: ModelSpec, found: alerts.Conclusion, span: tuple[dt.date, dt.date], report_uri: str) -> None:
     first, last = span
     artifacts.link("monitoring-report", spec.name, report_uri, f"{spec.name} monitoring report {first} to {last}")
     text = reports.monitoring_markdown(spec, found.days, found.reasons, report_uri, found.event_note)

@@ -22,8 +22,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mlbatch-prefect-home-")
 sys.path.insert(0, str(Path(__file__).parent / "support"))  # test helpers (faultproxy, tests_support) import as top-level modules
 
-from mlbatch.settings import Settings
+from mlbatch.settings import Settings  # noqa: E402  (after the environment above)
 from mlbatch.specs import load_spec
+
+from tests_support import storage_of  # noqa: E402  (tests/support is on the path from here on)
 
 pytest_plugins = ["prefect_fixtures"]
 
@@ -84,7 +86,7 @@ def settings(request) -> Settings:
 
 @pytest.fixture
 def storage(settings):
-    return settings.storage()
+    return storage_of(settings)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,14 @@
 from mlbatch.engines.base import Engine, predictions_of
 from mlbatch.engines.onnx_runtime import OnnxEngine
 from mlbatch.engines.scikit_learn import SklearnEngine, pipeline_scores
-from mlbatch.engines.selection import ONNX_GATE, EngineName, build_engine, onnx_validated, resolve_engine
+from mlbatch.engines.selection import (
+    ONNX_GATE,
+    EngineName,
+    build_engine,
+    onnx_validated,
+    resolve_engine,
+    select_engine,
+)
 
 __all__ = [
     "ONNX_GATE",
@@ -16,4 +23,5 @@ __all__ = [
     "pipeline_scores",
     "predictions_of",
     "resolve_engine",
+    "select_engine",
 ]

@@ -77,3 +77,18 @@ def build_engine(
     if name == "onnx":
         return OnnxEngine(registry.verified_file(version, ONNX_FILE), spec, threads, kernel=kernel)
     return SklearnEngine(registry.load(version), spec, threads)
+
+
+def select_engine(
+    registry: Registry,
+    version: int,
+    spec: ModelSpec,
+    choice: EngineChoice,
+    *,
+    threads: int | None = None,
+    kernel: OnnxKernel = ONNX_EXTENDED,
+) -> Engine:
+    """``resolve_engine`` then ``build_engine``, for callers that fix the threads themselves."""
+    return build_engine(
+        registry, version, spec, resolve_engine(registry, version, choice), threads=threads, kernel=kernel
+    )

@@ -7,14 +7,8 @@ version that scored that date, realized performance from the published
 predictions joined to labels (read only as id + target), staleness from the
 champion's card.
 
-Results go to one Parquet table analysts can query, one partition per date::
-
-    monitoring/<model>/dt=2026-03-01/part-00000.parquet   one row per date x feature x metric
-    monitoring/<model>/_reports/<model>-<start>_<end>.html  the report of one run
-
-Re-monitoring a date rewrites its partition as a whole (the same key, written
-in one step), so a run is idempotent and a later run that finds labels simply
-replaces the earlier rows with a superset.
+The rows go to one Parquet table (``monitoring.table``); what they mean for
+retraining is decided in ``monitoring.alerts``.
 """
 
 from __future__ import annotations
@@ -26,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from mlbatch.errors import MonitoringError, ParameterError
+from mlbatch.errors import MonitoringError
 from mlbatch.metrics import evaluate
 from mlbatch.monitoring.drift import (
     ALERT,
@@ -51,27 +44,8 @@ from mlbatch.storage import Storage, join
 
 log = logging.getLogger(__name__)
 
-MONITORING_PREFIX = "monitoring"
-PART = "part-00000.parquet"
-#: ``_``-prefixed so that hive readers of the table (pyarrow, DuckDB, Spark) skip the HTML reports
-REPORTS = "_reports"
 #: pseudo-features for the rows that are not about one input column
 SCORE, DATASET, REALIZED, MODEL = "_score", "_dataset", "_realized", "_model"
-
-TABLE_SCHEMA = pa.schema(
-    [
-        pa.field("date", pa.date32()),
-        pa.field("model", pa.string()),
-        pa.field("model_version", pa.int32()),
-        pa.field("feature", pa.string()),
-        pa.field("metric", pa.string()),
-        pa.field("value", pa.float64()),
-        pa.field("threshold", pa.float64()),
-        pa.field("verdict", pa.string()),
-        pa.field("monitored_at", pa.timestamp("us", tz="UTC")),
-        pa.field("run_id", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -87,18 +61,6 @@ class DayResult:
     @property
     def alerts(self) -> list[Row]:
         return [r for r in self.rows if r.verdict == ALERT]
-
-
-def table_dir(model: str) -> str:
-    return join(MONITORING_PREFIX, model)
-
-
-def table_key(model: str, day: dt.date) -> str:
-    return join(table_dir(model), f"dt={day.isoformat()}", PART)
-
-
-def report_key(model: str, start: dt.date, end: dt.date) -> str:
-    return join(table_dir(model), REPORTS, f"{model}-{start.isoformat()}_{end.isoformat()}.html")
 
 
 # ---- drift ---------------------------------------------------------------------------------------------
@@ -207,8 +169,8 @@ def staleness_row(spec: ModelSpec, day: dt.date, version: int, card: ModelCard, 
     registered = card.registered_at
     if not registered:
         raise MonitoringError(f"card of {spec.name} version {version} has no registered_at: cannot judge staleness")
-    age = _age_days(registered, now)
-    limit = float(spec.monitoring.max_age_days)
+    age = age_days(registered, now)
+    limit = float(spec.monitoring.maxage_days)
     return Row.of(day, version, MODEL, "age_days", round(age, 3), limit, ALERT if age > limit else OK)
 
 
@@ -238,167 +200,12 @@ def monitor_date(storage: Storage, spec: ModelSpec, registry: Registry, day: dt.
     return result
 
 
-# ---- the table -----------------------------------------------------------------------------------------
-def to_table(model: str, rows: list[Row], monitored_at: dt.datetime, run_id: str) -> pa.Table:
-    return pa.table(
-        {
-            "date": pa.array([r.date for r in rows], pa.date32()),
-            "model": pa.array([model] * len(rows), pa.string()),
-            "model_version": pa.array([r.model_version for r in rows], pa.int32()),
-            "feature": pa.array([r.feature for r in rows], pa.string()),
-            "metric": pa.array([r.metric for r in rows], pa.string()),
-            "value": pa.array([r.value for r in rows], pa.float64(), from_pandas=True),
-            "threshold": pa.array([r.threshold for r in rows], pa.float64(), from_pandas=True),
-            "verdict": pa.array([r.verdict for r in rows], pa.string()),
-            "monitored_at": pa.array([monitored_at] * len(rows), pa.timestamp("us", tz="UTC")),
-            "run_id": pa.array([run_id] * len(rows), pa.string()),
-        },
-        schema=TABLE_SCHEMA,
-    )
-
-
-def write_date(storage: Storage, model: str, day: dt.date, table: pa.Table) -> str:
-    """Replace the date's partition with ``table``: one fixed key written in one step, strays removed."""
-    key = table_key(model, day)
-    storage.write_parquet(key, table)
-    for obj in storage.list(join(table_dir(model), f"dt={day.isoformat()}")):
-        if obj.key != key:
-            storage.delete(obj.key)
-    return key
-
-
-def read_history(storage: Storage, model: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Monitoring rows from ``start`` to ``end`` inclusive, as analysts would read them (``pyarrow.dataset``)."""
-    keys = [
-        table_key(model, dt.date.fromisoformat(name[3:]))
-        for name in storage.list_dirs(table_dir(model))
-        if name.startswith("dt=") and start.isoformat() <= name[3:] <= end.isoformat()
-    ]
-    keys = [k for k in keys if storage.exists(k)]
-    if not keys:
-        return pd.DataFrame(columns=TABLE_SCHEMA.names)
-    return storage.read_table(keys, schema=TABLE_SCHEMA).to_pandas()
-
-
-def alert_reasons(rows: list[Row]) -> list[str]:
-    """The alerts worth retraining for: dataset drift, score drift, realized performance, staleness.
-
-    A single drifting feature is reported (table, report, markdown) but is not
-    by itself a reason to retrain; the dataset-drift share decides that.
-    """
-    reasons = []
-    for r in rows:
-        if r.verdict != ALERT or (r.feature not in (DATASET, SCORE, REALIZED, MODEL)):
-            continue
-        what = {
-            DATASET: f"dataset drift: {r.value:.0%} of features alert (limit {r.threshold:.0%})",
-            SCORE: f"score drift: PSI {r.value:.3f} >= {r.threshold}",
-            REALIZED: f"realized {r.metric} {r.value:.4f} beyond {r.threshold:.4f}",
-            MODEL: f"champion v{r.model_version} is {r.value:.1f} days old (max {r.threshold:.0f})",
-        }[r.feature]
-        reasons.append(f"{r.date}: {what}")
-    return reasons
-
-
 def summarize(days: list[DayResult]) -> pd.DataFrame:
     """The rows of several dates as one frame (the markdown artifact's and the report's input)."""
     rows = [r for d in days for r in d.rows]
     return pd.DataFrame([r.model_dump() for r in rows], columns=list(Row.model_fields))
 
 
-# ---- a run over several dates ----------------------------------------------------------------------------
-def champion_staleness(spec: ModelSpec, registry: Registry, day: dt.date, now: dt.datetime) -> Row | None:
-    """The staleness row of the current champion, filed under ``day`` (the last monitored date)."""
-    version = registry.champion()
-    if version is None:
-        return None
-    return staleness_row(spec, day, version, registry.card(version), now)
-
-
-def retrain_cooldown(spec: ModelSpec, registry: Registry, now: dt.datetime) -> str | None:
-    """Why an alert must not trigger a retrain at ``now``, or None when it may.
-
-    Why a pause: drift that outlives a retrain (a shift the new window has only
-    begun to show, or one in a feature the model barely uses) alerts every
-    night, and each alert would train, gate and perhaps promote yet another
-    version. The newest *registered* version counts, promoted or not: a
-    rejected candidate is a retrain that already happened.
-    """
-    limit = spec.monitoring.retrain_cooldown_days
-    if limit <= 0:
-        return None
-    for version in reversed(registry.versions()):
-        try:
-            registered = registry.card(version).registered_at
-        except ParameterError:  # a number claimed by a run that died before writing its card
-            continue
-        if not registered:
-            continue
-        age = _age_days(registered, now)
-        if age < limit:
-            return f"version {version} was registered {age:.1f} days ago (monitoring.retrain_cooldown_days: {limit:g})"
-        return None
-    return None
-
-
-def _age_days(registered_at: str, now: dt.datetime) -> float:
+def age_days(registered_at: str, now: dt.datetime) -> float:
     """Days from a card's ``registered_at`` to ``now``: the champion's staleness, the retrain pause."""
     return (now - dt.datetime.fromisoformat(registered_at)).total_seconds() / 86_400
-
-
-def last_monitored(days: list[DayResult]) -> DayResult:
-    """Where the staleness row goes: the last date that has rows, else the last date asked for."""
-    return next((d for d in reversed(days) if d.rows), days[-1])
-
-
-def write_results(
-    storage: Storage, model: str, days: list[DayResult], monitored_at: dt.datetime, run_id: str
-) -> list[str]:
-    """One partition per monitored date; dates with nothing to report keep whatever they had."""
-    return [write_date(storage, model, d.date, to_table(model, d.rows, monitored_at, run_id)) for d in days if d.rows]
-
-
-def alert_payload(model: str, days: list[DayResult], reasons: list[str], report_uri: str | None) -> dict[str, Any]:
-    """What the retrain automation and a person reading the event need: which model, which dates, why."""
-    alerting = sorted({d.date.isoformat() for d in days for r in d.alerts})
-    return {
-        "model": model,
-        "reason": "; ".join(reasons),
-        "reasons": reasons,
-        "dates": alerting,
-        "versions": sorted({d.model_version for d in days if d.model_version is not None}),
-        "report": report_uri,
-    }
-
-
-@dataclass
-class Conclusion:
-    """What a monitoring run found over its dates and whether it asks for a retrain.
-
-    ``event_note`` says in one phrase what became of the alerts (an event, a
-    cooldown, or alerting switched off), for the artifact and the log.
-    """
-
-    days: list[DayResult]
-    reasons: list[str]
-    alert: bool
-    event_note: str
-
-
-def conclude(
-    spec: ModelSpec, registry: Registry, days: list[DayResult], now: dt.datetime, *, retrain_on_alert: bool
-) -> Conclusion:
-    """Add the champion's staleness to the last monitored date, collect the alerts, and decide on the event."""
-    target = last_monitored(days)
-    stale = champion_staleness(spec, registry, target.date, now)
-    if stale is not None:
-        target.rows.append(stale)
-    reasons = alert_reasons([r for d in days for r in d.rows])
-    if not reasons:
-        return Conclusion(days, reasons, False, "none")
-    if not retrain_on_alert:
-        return Conclusion(days, reasons, False, "off (MLBATCH_RETRAIN_ON_ALERT=false)")
-    cooldown = retrain_cooldown(spec, registry, now)
-    if cooldown:
-        return Conclusion(days, reasons, False, f"none: cooling down after a retrain ({cooldown})")
-    return Conclusion(days, reasons, True, "mlbatch.model.alert")

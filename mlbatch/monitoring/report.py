@@ -20,8 +20,9 @@ import pandas as pd
 from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
-from mlbatch.monitoring.checks import MODEL, REALIZED, SCORE, DayResult, read_history, report_key
+from mlbatch.monitoring.checks import MODEL, REALIZED, SCORE, DayResult
 from mlbatch.monitoring.drift import ALERT, INFO, OK, WARN, Distribution
+from mlbatch.monitoring.table import read_history, report_key
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage
 

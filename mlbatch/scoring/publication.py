@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from mlbatch.errors import ConflictError, ObjectNotFoundError
-from mlbatch.monitoring.profiles import ProfileAccumulator
+from mlbatch.profiles import ProfileAccumulator
 from mlbatch.records import Lease, Manifest, ManifestFile, QuarantinedFile, parse_record
 from mlbatch.scoring.layout import MANIFEST, lock_key, manifest_key, partition_dir, staging_dir
 from mlbatch.scoring.reading import read_manifest

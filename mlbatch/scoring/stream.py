@@ -24,8 +24,8 @@ from mlbatch.datachecks import schema_problems
 from mlbatch.engines.base import Engine, predictions_of
 from mlbatch.errors import DataValidationError, ObjectNotFoundError
 from mlbatch.features import model_input
-from mlbatch.monitoring.profiles import ProfileAccumulator
 from mlbatch.parallel import ordered_map
+from mlbatch.profiles import ProfileAccumulator
 from mlbatch.scoring.layout import dictionary_columns, dictionary_inputs, output_name, output_schema, staging_dir
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import ObjectInfo, Storage, join

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.exceptions import ParameterTypeError
-from tests_support import small_churn_spec
+from tests_support import small_churn_spec, storage_of
 
 from flows.retrain import retrain
 from flows.score import score
@@ -48,7 +48,7 @@ def trained(prefect_harness, repo_root, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for name, value in settings.as_env().items():
             mp.setenv(name, value)
-        write_sample(settings.storage(), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
+        write_sample(storage_of(settings), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
         result = retrain(model="churn", as_of=TRAIN_START + dt.timedelta(days=TRAIN_DAYS))
         assert result["promoted"], result
         yield settings
@@ -167,7 +167,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_scoring_bad_input(trained, case: Case):
     settings = trained
-    storage = settings.storage()
+    storage = storage_of(settings)
     day = DAY + dt.timedelta(days=CASES.index(case))
     good = _good(storage, day)
     bad_key = case.make(storage, day)
@@ -208,7 +208,7 @@ PARAMETER_CASES = {
 
 @pytest.mark.parametrize(("kwargs", "words"), PARAMETER_CASES.values(), ids=PARAMETER_CASES.keys())
 def test_malformed_parameters_fail_before_writing(trained, kwargs, words):
-    storage = trained.storage()
+    storage = storage_of(trained)
     before = {o.key for o in storage.list("")}
     with pytest.raises((ParameterError, ParameterTypeError)) as info:
         score(**{"model": "churn", "run_date": DAY, **kwargs})
@@ -218,7 +218,7 @@ def test_malformed_parameters_fail_before_writing(trained, kwargs, words):
 
 
 def test_rejected_version_cannot_score(trained):
-    storage = trained.storage()
+    storage = storage_of(trained)
     registry = Registry(storage, "churn")
     version = registry.register(storage.read_bytes(registry.artifact_key(registry.champion())), {"metrics": {}})
     registry.record_verdict(version, [{"gate": "absolute_floor", "passed": False, "detail": "too weak"}], "test")

@@ -7,7 +7,7 @@ import uuid
 
 import boto3
 import pytest
-from tests_support import small_spec
+from tests_support import small_spec, storage_of
 
 from flows.retrain import retrain
 from flows.score import score
@@ -49,7 +49,7 @@ def test_every_object_written_by_the_flows_is_encrypted(
     )
     for name, value in settings.as_env().items():
         monkeypatch.setenv(name, value)
-    write_sample(settings.storage(), SampleConfig(start=START, days=16, rows_per_day=200, files_per_day=2))
+    write_sample(storage_of(settings), SampleConfig(start=START, days=16, rows_per_day=200, files_per_day=2))
     assert retrain(model="churn", as_of=START + dt.timedelta(days=15))["promoted"]
     assert score(model="churn", run_date=START + dt.timedelta(days=15))["status"] == "published"
 

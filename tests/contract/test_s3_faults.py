@@ -12,6 +12,7 @@ import uuid
 import boto3
 import pyarrow as pa
 import pytest
+from tests_support import storage_of
 from faultproxy import start_proxy
 
 from mlbatch.errors import StorageError
@@ -46,7 +47,7 @@ def faulty(proxy, moto_server, repo_root):
 @pytest.mark.parametrize(("status", "code"), [(503, "SlowDown"), (500, "InternalError"), (503, "ServiceUnavailable")])
 def test_boto3_writes_and_reads_survive_transient_errors(faulty, status, code):
     state, settings = faulty
-    storage = settings.storage()
+    storage = storage_of(settings)
     state.inject(3, status, code, methods=("PUT",))
     storage.write_json("a/doc.json", {"x": 1})
     state.inject(2, status, code, methods=("GET",))
@@ -59,7 +60,7 @@ def test_boto3_writes_and_reads_survive_transient_errors(faulty, status, code):
 def test_conditional_write_keeps_its_semantics_through_retries(faulty):
     """A retried create-only write still creates once: the retry of a 503 is not mistaken for a conflict."""
     state, settings = faulty
-    storage = settings.storage()
+    storage = storage_of(settings)
     state.inject(2, 503, "SlowDown", methods=("PUT",))
     storage.write_bytes("claims/1", b"first", if_none_match=True)
     assert storage.read_bytes("claims/1") == b"first"
@@ -67,7 +68,7 @@ def test_conditional_write_keeps_its_semantics_through_retries(faulty):
 
 def test_pyarrow_reads_survive_transient_errors(faulty):
     state, settings = faulty
-    storage = settings.storage()
+    storage = storage_of(settings)
     storage.write_parquet("t/part-0.parquet", pa.table({"x": list(range(1000))}))
     state.inject(2, 503, "SlowDown", methods=("GET", "HEAD"))
     table = storage.read_table(["t/part-0.parquet"])
@@ -84,7 +85,7 @@ def test_pyarrow_reads_survive_transient_errors(faulty):
 )
 def test_permanent_errors_fail_fast_with_a_clear_message(faulty, status, code, words):
     state, settings = faulty
-    storage = settings.storage()
+    storage = storage_of(settings)
     state.inject(1000, status, code)
     started = time.monotonic()
     with pytest.raises(StorageError, match=words) as info:
@@ -97,7 +98,7 @@ def test_permanent_errors_fail_fast_with_a_clear_message(faulty, status, code, w
 def test_retry_budget_is_bounded(faulty):
     """A fault that outlasts botocore's budget surfaces as an error after exactly max_attempts tries."""
     state, settings = faulty
-    storage = settings.storage()
+    storage = storage_of(settings)
     state.inject(1000, 503, "SlowDown")
     with pytest.raises(StorageError):
         storage.write_json("a/doc.json", {"x": 1})

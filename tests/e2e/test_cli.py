@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests_support import small_churn_spec
+from tests_support import small_churn_spec, storage_of
 
 from mlbatch import gates, retraining
 from mlbatch.cli.parser import build_parser
@@ -58,8 +58,8 @@ def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -
 def _train_and_register(settings: Settings, as_of: dt.date, *, promote: bool) -> int:
     """One retrain through the core functions the flow's tasks call (no Prefect server: that costs ~20 s of CPU)."""
     spec = get_spec(settings.models_dir, "churn")
-    registry = Registry(settings.storage(), spec.name)
-    data = load_window(settings.storage(), spec, as_of)
+    registry = Registry(storage_of(settings), spec.name)
+    data = load_window(storage_of(settings), spec, as_of)
     checks = retraining.validate_training_data(data, spec)
     candidate = retraining.train_candidate(data, spec)
     champion = retraining.evaluate_champion(registry, spec, candidate.holdout)
@@ -169,7 +169,7 @@ def test_versions_lists_every_version_with_status_metric_and_champion(cli: dict)
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.strip().splitlines()
     assert header.split()[:3] == ["version", "status", "roc_auc"]
-    registry = Registry(cli["settings"].storage(), "churn")
+    registry = Registry(storage_of(cli["settings"]), "churn")
     assert len(rows) == 2
     for row, version in zip(rows, (1, 2), strict=True):
         cells = row.split()
@@ -182,7 +182,7 @@ def test_card_shows_the_champion_and_its_verdict(cli: dict):
     proc = _run(["card", "churn"], cli["env"], cli["cwd"])
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
-    registry = Registry(cli["settings"].storage(), "churn")
+    registry = Registry(storage_of(cli["settings"]), "churn")
     stored = registry.card(1)
     assert shown["card"]["version"] == 1
     assert shown["card"]["files"] == stored["files"]
@@ -202,4 +202,4 @@ def test_history_shows_the_promotion(cli: dict):
     shown = json.loads(proc.stdout)
     assert shown["champion"] == 1
     assert [e["to_version"] for e in shown["history"]] == [1]
-    assert shown["history"] == Registry(cli["settings"].storage(), "churn").history()
+    assert shown["history"] == [e.model_dump(mode="json") for e in Registry(storage_of(cli["settings"]), "churn").history()]

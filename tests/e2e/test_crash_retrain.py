@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from tests_support import small_churn_spec
+from tests_support import small_churn_spec, storage_of
 
 from mlbatch.errors import RegistryError
 from mlbatch.registry import PENDING, VALIDATED, Registry, serialize_model
@@ -39,7 +39,7 @@ def test_killed_retrain_leaves_a_validated_champion(tmp_path, repo_root):
         models,
     )
     settings = Settings(_env_file=None, storage_root=str(tmp_path / "lake"), models_dir=models)
-    storage = settings.storage()
+    storage = storage_of(settings)
     write_sample(storage, SampleConfig(start=START, days=DAYS, rows_per_day=300))
 
     # version 1: a validated champion, built with the plain core (no need for a flow here)

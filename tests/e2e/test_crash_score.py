@@ -16,7 +16,7 @@ import time
 
 import pandas as pd
 import pytest
-from tests_support import flow_process_env, install_champion
+from tests_support import flow_process_env, install_champion, storage_of
 
 from flows.score import score
 from mlbatch import scoring
@@ -37,7 +37,7 @@ def _stable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def test_killed_scoring_run_publishes_nothing_and_rerun_publishes_everything(local_flow_settings, tmp_path, repo_root):
     settings = local_flow_settings
-    storage = settings.storage()
+    storage = storage_of(settings)
     install_champion(settings, start=TRAIN_START)
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=ROWS, files_per_day=FILES))
     for obj in storage.list(f"raw/churn/dt={DAY}"):

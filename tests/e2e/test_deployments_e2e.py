@@ -26,7 +26,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from tests_support import small_churn_spec
+from tests_support import small_churn_spec, storage_of
 
 from mlbatch.registry import Registry
 from mlbatch.sampledata import SampleConfig, write_sample
@@ -96,8 +96,8 @@ def stack(repo_root, tmp_path_factory) -> Iterator[dict]:
         models,
     )
     settings = Settings(_env_file=None, storage_root=str(tmp_path_factory.mktemp("e2e-lake")), models_dir=models)
-    write_sample(settings.storage(), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
-    write_sample(settings.storage(), SampleConfig(start=SCORE_DAY, days=1, rows_per_day=SCORE_ROWS, files_per_day=2))
+    write_sample(storage_of(settings), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
+    write_sample(storage_of(settings), SampleConfig(start=SCORE_DAY, days=1, rows_per_day=SCORE_ROWS, files_per_day=2))
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -201,7 +201,7 @@ def test_schedules_and_trigger_are_deployed(stack, repo_root):
 
 def test_retrain_then_score_through_the_worker(stack):
     settings, logs = stack["settings"], stack["logs"]
-    storage = settings.storage()
+    storage = storage_of(settings)
     with get_client(sync_client=True) as client:
         retrain = _deployment(client, "retrain", "retrain")
         run = _run_to_end(client, retrain.id, {"model": "churn", "as_of": SCORE_DAY.isoformat()}, logs)
@@ -220,7 +220,7 @@ def test_retrain_then_score_through_the_worker(stack):
 
 
 def test_malformed_date_fails_with_a_clear_message(stack):
-    storage = stack["settings"].storage()
+    storage = storage_of(stack["settings"])
     before = {o.key for o in storage.list("")}
     with get_client(sync_client=True) as client:
         scoring = _deployment(client, "nightly-scoring", "score")

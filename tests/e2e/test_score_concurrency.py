@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from tests_support import flow_process_env, install_champion
+from tests_support import flow_process_env, install_champion, storage_of
 
 from mlbatch import scoring
 from mlbatch.sampledata import SampleConfig, write_sample
@@ -37,7 +37,7 @@ def _outcome(proc: subprocess.Popen) -> tuple[str, str]:
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_two_runs_of_one_date_publish_once(backend, request, prefect_harness, tmp_path, repo_root):
     settings = request.getfixturevalue(f"{backend}_settings")
-    storage = settings.storage()
+    storage = storage_of(settings)
     install_champion(settings, start=TRAIN_START)
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=ROWS, files_per_day=FILES))
     env = flow_process_env(settings, tmp_path / "prefect-home")

@@ -26,7 +26,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilter,
     TaskRunFilterName,
 )
-from tests_support import small_churn_spec
+from tests_support import small_churn_spec, storage_of
 
 from flows.backfill import backfill_scoring
 from flows.retrain import retrain
@@ -53,7 +53,7 @@ def lake(prefect_harness, repo_root, tmp_path_factory):
         models,
     )
     settings = Settings(_env_file=None, storage_root=str(tmp_path_factory.mktemp("backfill-lake")), models_dir=models)
-    storage = settings.storage()
+    storage = storage_of(settings)
     with pytest.MonkeyPatch.context() as mp:
         for name, value in settings.as_env().items():
             mp.setenv(name, value)
@@ -97,7 +97,7 @@ def _day(start: dt.date, offset: int) -> dt.date:
 
 
 def test_small_range_publishes_every_date_then_skips_them(lake):
-    storage = lake.storage()
+    storage = storage_of(lake)
     first, last = _day(SMALL_START, 0), _day(SMALL_START, 2)
     state = backfill_scoring(model="churn", start=first, end=last, max_parallel=2, return_state=True)
     result = state.result()
@@ -126,7 +126,7 @@ def test_small_range_publishes_every_date_then_skips_them(lake):
 
 
 def test_failed_date_is_reported_and_fails_the_parent(lake):
-    storage = lake.storage()
+    storage = storage_of(lake)
     missing = _day(SMALL_START, 4)  # no input partition for this date
     previous_run = read_manifest(storage, "churn", _day(SMALL_START, 2))["run_id"]
     state = backfill_scoring(
@@ -153,7 +153,7 @@ def test_failed_date_is_reported_and_fails_the_parent(lake):
     ],
 )
 def test_bad_parameters_fail_before_scoring(lake, kwargs, words):
-    storage = lake.storage()
+    storage = storage_of(lake)
     before = {o.key for o in storage.list("")}
     with pytest.raises(Exception, match=words) as info:
         backfill_scoring(**{"model": "churn", "start": SMALL_START, "end": SMALL_START, **kwargs})
@@ -172,7 +172,7 @@ def test_cli_backfill_reports_counts(lake, capsys):
 @pytest.mark.slow
 def test_load_sixty_dates_bounded_parallelism_every_row(lake):
     """Issue 7.7: 60 dates x 5 files; never more than ``max_parallel`` dates open at once; no row lost."""
-    storage = lake.storage()
+    storage = storage_of(lake)
     max_parallel = 4
     last = _day(LOAD_START, LOAD_DAYS - 1)
     state = backfill_scoring(model="churn", start=LOAD_START, end=last, max_parallel=max_parallel, return_state=True)

@@ -23,10 +23,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from sklearn.metrics import roc_auc_score
-from tests_support import small_churn_spec
+from tests_support import small_churn_spec, storage_of
 
 from mlbatch import cli, retraining
-from mlbatch.drift import (
+from mlbatch.monitoring.drift import (
     ALERT,
     EPSILON,
     INFO,
@@ -39,18 +39,9 @@ from mlbatch.drift import (
     psi,
     verdict,
 )
-from mlbatch.monitoring import (
-    DATASET,
-    REALIZED,
-    SCORE,
-    alert_reasons,
-    drift_rows,
-    realized_rows,
-    retrain_cooldown,
-    staleness_row,
-    table_dir,
-    table_key,
-)
+from mlbatch.monitoring.alerts import alert_reasons, retrain_cooldown
+from mlbatch.monitoring.checks import DATASET, REALIZED, SCORE, drift_rows, realized_rows, staleness_row
+from mlbatch.monitoring.table import table_dir, table_key
 from mlbatch.profiles import (
     ProfileAccumulator,
     bin_counts,
@@ -309,7 +300,7 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
         monitoring__retrain_cooldown_days=0,  # the champion is minutes old: the cooldown is checked at the end
     )
     monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
-    storage = flow_settings.storage()
+    storage = storage_of(flow_settings)
     write_sample(storage, SampleConfig(start=START, days=33, rows_per_day=800, drift_from=DRIFT_FROM))
 
     version = _train_champion(storage, load_spec(models / "churn.yaml"))
@@ -385,7 +376,7 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
         return
     # with MLBATCH_RETRAIN_ON_ALERT=false the same alerts emit no event; re-running replaces, never duplicates
     monkeypatch.setenv("MLBATCH_RETRAIN_ON_ALERT", "false")
-    code = cli.main(["monitor", "--model", "churn", "--start", SCORED[0].isoformat(), "--end", SCORED[-1].isoformat()])
+    code = cli.main(["monitor", "churn", "--start", SCORED[0].isoformat(), "--end", SCORED[-1].isoformat()])
     assert code == 0
     again = _read_table(storage)
     assert len(again) == len(table)

@@ -16,23 +16,26 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from tests_support import flow_process_env, small_churn_spec
+from tests_support import flow_process_env, small_churn_spec, storage_of, scores_of
 
 from flows.retrain import retrain
 from flows.score import score
 from mlbatch.engines import ONNX_GATE, OnnxEngine, SklearnEngine, select_engine
 from mlbatch.errors import EngineError, IntegrityError
-from mlbatch.features import MISSING_CATEGORY, arrow_features
+from mlbatch.features import MISSING_CATEGORY, model_input
 from mlbatch.gates import onnx_equivalence
-from mlbatch.onnx_export import EXPORTED, FILE_NAME, UNSUPPORTED, export_pipeline
+from mlbatch.export.onnx_graph import export_pipeline
+from mlbatch.records import EXPORTED, UNSUPPORTED
+from mlbatch.records import ONNX_FILE as FILE_NAME
 from mlbatch.partitions import partition_files, partition_prefix
 from mlbatch.profiles import build_profile
 from mlbatch.registry import REJECTED, VALIDATED, Registry, serialize_model, sha256
 from mlbatch.sampledata import SampleConfig, generate_day, write_sample
-from mlbatch.scoring import RunContext, read_manifest, score_file
+from mlbatch.scoring import read_manifest
+from mlbatch.scoring.stream import RunContext, score_file
 from mlbatch.specs import load_spec
 from mlbatch.storage import join
-from mlbatch.training import fit, model_input
+from mlbatch.training import fit
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +75,7 @@ def test_retrained_version_exports_passes_the_gate_and_both_engines_agree(
     models = tmp_path / "models"
     _spec(repo_root, models, preprocessing__categorical_encoding=encoding)
     settings = _use(monkeypatch, flow_settings, models)
-    storage = settings.storage()
+    storage = storage_of(settings)
     write_sample(storage, SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=1500, files_per_day=2, seed=7))
 
@@ -88,7 +91,7 @@ def test_retrained_version_exports_passes_the_gate_and_both_engines_agree(
     assert card["onnx"]["opset"]["ai.onnx.ml"] >= 1
     gate = next(g for g in registry.verdict(version)["gates"] if g["gate"] == ONNX_GATE)
     assert gate["passed"] and gate["required"] is False
-    assert gate["mismatch_share"] <= 1e-3 and gate["metric_delta"] <= 1e-4
+    assert gate.measured["mismatch_share"] <= 1e-3 and gate.measured["metric_delta"] <= 1e-4
 
     monkeypatch.setenv("MLBATCH_ENGINE", "sklearn")
     score(model="churn", run_date=DAY)
@@ -137,7 +140,7 @@ def _registered(storage, spec, fitted, *, gate: bool = True) -> tuple[Registry, 
     card = {"onnx": export.card_section()}
     version = registry.register(serialize_model(pipeline), card, export.extra_files())
     if gate:
-        expected = SklearnEngine(pipeline, spec).scores(frame)
+        expected = scores_of(SklearnEngine(pipeline, spec), frame)
         model = registry.verified_file(version, FILE_NAME) if export.data else None
         registry.record_verdict(version, [onnx_equivalence(spec, card["onnx"], model, frame, expected)], "test")
     return registry, version
@@ -158,7 +161,7 @@ def test_a_tampered_onnx_model_is_refused(storage, churn_spec, fitted):
 
 
 def test_engine_onnx_without_the_gate_is_refused_and_auto_uses_sklearn(local_settings, churn_spec, fitted):
-    registry, version = _registered(local_settings.storage(), churn_spec, fitted, gate=False)
+    registry, version = _registered(storage_of(local_settings), churn_spec, fitted, gate=False)
     with pytest.raises(EngineError, match="equivalence gate was not run"):
         select_engine(registry, version, churn_spec, "onnx")
     assert select_engine(registry, version, churn_spec, "auto").name == "sklearn"
@@ -171,7 +174,7 @@ def test_unconvertible_estimator_is_registered_with_the_reason_and_scored_with_s
     models = tmp_path / "models"
     _spec(repo_root, models, min_primary=0.5, **UNCONVERTIBLE)
     settings = _use(monkeypatch, local_flow_settings, models)
-    storage = settings.storage()
+    storage = storage_of(settings)
     write_sample(storage, SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=500, seed=7))
 
@@ -201,10 +204,10 @@ def test_required_onnx_rejects_an_unconvertible_candidate(local_flow_settings, r
     models = tmp_path / "models"
     _spec(repo_root, models, min_primary=0.5, onnx__required=True, **UNCONVERTIBLE)
     settings = _use(monkeypatch, local_flow_settings, models)
-    write_sample(settings.storage(), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
+    write_sample(storage_of(settings), SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=300))
 
     result = retrain(model="churn", as_of=AS_OF)
-    verdict = Registry(settings.storage(), "churn").verdict(result["version"])
+    verdict = Registry(storage_of(settings), "churn").verdict(result["version"])
     assert result["status"] == REJECTED and not result["promoted"] and result["champion"] is None
     assert [r.split(":")[0] for r in verdict["reasons"]] == [ONNX_GATE]
     assert "NearestCentroid" in verdict["reasons"][0]
@@ -227,7 +230,7 @@ def test_required_onnx_rejects_an_unconvertible_candidate(local_flow_settings, r
     ],
 )
 def test_only_required_gates_reject(local_settings, gates, status, warnings):
-    registry = Registry(local_settings.storage(), "churn")
+    registry = Registry(storage_of(local_settings), "churn")
     version = registry.register(b"artifact", {})
     verdict = registry.record_verdict(version, gates, "test")
     assert verdict["status"] == status
@@ -237,14 +240,14 @@ def test_only_required_gates_reject(local_settings, gates, status, warnings):
 
 def test_gate_fails_when_too_many_rows_differ(churn_spec, fitted):
     pipeline, export, frame = fitted
-    expected = SklearnEngine(pipeline, churn_spec).scores(frame)
+    expected = scores_of(SklearnEngine(pipeline, churn_spec), frame)
     assert onnx_equivalence(churn_spec, export.card_section(), export.data, frame, expected)["passed"]
     shifted = expected.copy()
     shifted[::20] = np.clip(shifted[::20] + 0.2, 0, 1)  # 5% of rows: far beyond a 1e-3 share
     gate = onnx_equivalence(churn_spec, export.card_section(), export.data, frame, shifted)
     assert not gate["passed"]
-    assert gate["mismatch_share"] == pytest.approx(len(shifted[::20]) / len(shifted), abs=1e-3)
-    assert gate["max_diff"] > 0.1
+    assert gate.measured["mismatch_share"] == pytest.approx(len(shifted[::20]) / len(shifted), abs=1e-3)
+    assert gate.measured["max_diff"] > 0.1
 
 
 def test_arrow_features_match_the_training_input(churn_spec):
@@ -257,7 +260,7 @@ def test_arrow_features_match_the_training_input(churn_spec):
     plan[:2] = [None, None]
     table = table.set_column(table.schema.get_field_index("plan"), "plan", pa.array(plan).dictionary_encode())
     expected = model_input(table.to_pandas(), churn_spec)
-    got = arrow_features(table, churn_spec)
+    got = model_input(table, churn_spec)
     for col in churn_spec.features.numeric:
         np.testing.assert_array_equal(got[col], expected[col].to_numpy())
     for col in churn_spec.features.categorical:
@@ -270,7 +273,7 @@ def test_arrow_features_match_the_training_input(churn_spec):
     batch = table.combine_chunks().to_batches()[0].slice(1)
     assert isinstance(batch.column("plan"), pa.DictionaryArray) and batch.column("plan").offset == 1
     expected = model_input(table.to_pandas().iloc[1:], churn_spec)
-    got = arrow_features(batch, churn_spec)
+    got = model_input(batch, churn_spec)
     for col in churn_spec.features.categorical:
         assert got[col].tolist() == expected[col].tolist()
     assert got["plan"][0] == got["region"][-1] == MISSING_CATEGORY
@@ -290,12 +293,12 @@ def test_batches_scored_on_several_threads_stage_the_same_file_as_one_at_a_time(
         engine = SklearnEngine(pipeline, churn_spec, threads=1)
     else:
         engine = OnnxEngine(export.data, churn_spec, threads=1)
-    storage = local_settings.storage()
+    storage = storage_of(local_settings)
     storage.write_parquet(join(partition_prefix(churn_spec, DAY), "part-00000.parquet"), generate_day(DAY, 3100))
     (obj,) = partition_files(storage, churn_spec, DAY)
     profile = {
         "features": build_profile(frame, churn_spec.features.numeric, churn_spec.features.categorical),
-        "score": build_profile(pd.DataFrame({"score": engine.scores(frame)}), ["score"], [])["score"],
+        "score": build_profile(pd.DataFrame({"score": scores_of(engine, frame)}), ["score"], [])["score"],
     }
     ctx = RunContext(churn_spec.name, 1, "run-1", dt.datetime(2026, 3, 2, tzinfo=dt.UTC), DAY)
     monkeypatch.setattr("mlbatch.scoring.ROW_GROUP_SIZE", 1000)
@@ -331,9 +334,9 @@ def test_one_thread_onnx_sessions_run_the_onnx_extended_kernel_and_score_like_on
     builtin = OnnxEngine(export.data, churn_spec, threads=1, kernel="onnxruntime")
     pooled = OnnxEngine(export.data, churn_spec, threads=2)  # several threads: ONNX Runtime's kernel uses its pool
 
-    expected = builtin.scores(frame)
-    np.testing.assert_allclose(fast.scores(frame), expected, atol=1e-6)
-    np.testing.assert_allclose(pooled.scores(frame), expected, atol=1e-6)
+    expected = scores_of(builtin, frame)
+    np.testing.assert_allclose(scores_of(fast, frame), expected, atol=1e-6)
+    np.testing.assert_allclose(scores_of(pooled, frame), expected, atol=1e-6)
     used = (fast.kernel_used, builtin.kernel_used, pooled.kernel_used)
     assert used == ("onnx-extended", "onnxruntime", "onnxruntime")
 
@@ -347,7 +350,7 @@ def test_opening_the_engine_early_loads_the_session_once_and_a_refused_graph_nam
     assert engine.kernel_used == "onnx-extended"  # known before any batch: the flow logs it up front
     assert not session.get_session_options().enable_mem_pattern  # else a plan is kept per batch length all night
     engine.open()
-    engine.scores(frame)
+    scores_of(engine, frame)
     assert engine._session is session  # opened once, however often asked
 
     broken = OnnxEngine(export.data[: len(export.data) // 2], churn_spec, threads=1)  # a truncated graph
@@ -373,10 +376,11 @@ def test_onnx_engine_in_a_fresh_process_scores_with_the_kernel_it_can(churn_spec
         "import numpy as np, pandas as pd\n"
         "from pathlib import Path\n"
         "from mlbatch.engines import OnnxEngine\n"
+        "from mlbatch.features import model_input\n"
         "from mlbatch.specs import load_spec\n"
         f"spec = load_spec(Path({str(Path(__file__).resolve().parents[2] / 'models' / 'churn.yaml')!r}))\n"
         f"engine = OnnxEngine(Path({str(model)!r}).read_bytes(), spec, threads=1)\n"
-        f"np.save({str(scores)!r}, engine.scores(pd.read_parquet({str(rows)!r})))\n"
+        f"np.save({str(scores)!r}, engine.score(model_input(pd.read_parquet({str(rows)!r}), spec)))\n"
         "print(engine.kernel_used)\n"
     )
     proc = subprocess.run(
@@ -389,7 +393,7 @@ def test_onnx_engine_in_a_fresh_process_scores_with_the_kernel_it_can(churn_spec
 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == kernel
-    expected = OnnxEngine(export.data, churn_spec, threads=1, kernel="onnxruntime").scores(frame)
+    expected = scores_of(OnnxEngine(export.data, churn_spec, threads=1, kernel="onnxruntime"), frame)
     np.testing.assert_allclose(np.load(scores), expected, atol=1e-6)
     if kernel == "onnxruntime":
         assert "onnx-extended tree kernel unavailable (ModuleNotFoundError" in proc.stderr
@@ -401,7 +405,7 @@ def test_dask_workers_score_with_the_onnx_engine_like_the_thread_runner(
     """The production path on Dask: the graph travels by pickle and each worker process opens its own session."""
     from prefect.settings import PREFECT_API_URL
 
-    storage = local_flow_settings.storage()
+    storage = storage_of(local_flow_settings)
     registry, version = _registered(storage, churn_spec, fitted)
     registry.promote(version, "test setup", "setup")
     dask_day = DAY + dt.timedelta(days=1)
@@ -428,9 +432,9 @@ def test_onnx_engine_survives_pickling_for_dask_workers(churn_spec, fitted):
 
     _pipeline, export, frame = fitted
     engine = OnnxEngine(export.data, churn_spec, threads=1)
-    before = engine.scores(frame)
+    before = scores_of(engine, frame)
     again = pickle.loads(pickle.dumps(engine))
-    np.testing.assert_array_equal(again.score_batch(pa.Table.from_pandas(frame)), before)
+    np.testing.assert_array_equal(scores_of(again, pa.Table.from_pandas(frame)), before)
 
 
 def test_native_categorical_model_is_exported_and_scores_like_scikit_learn_on_unseen_and_missing_values(
@@ -454,8 +458,8 @@ def test_native_categorical_model_is_exported_and_scores_like_scikit_learn_on_un
     for i, col in enumerate(spec.features.categorical):  # a category training never saw, and missing values
         scoring.loc[scoring.index % 7 == i, col] = "never-seen"
         scoring.loc[scoring.index % 11 == i, col] = None
-    expected = SklearnEngine(pipeline, spec).scores(scoring)
-    np.testing.assert_allclose(OnnxEngine(export.data, spec, threads=1).scores(scoring), expected, atol=1e-5)
+    expected = scores_of(SklearnEngine(pipeline, spec), scoring)
+    np.testing.assert_allclose(scores_of(OnnxEngine(export.data, spec, threads=1), scoring), expected, atol=1e-5)
     gate = onnx_equivalence(spec, export.card_section(), export.data, scoring, expected)
     assert gate["passed"] is True, gate
 
@@ -467,7 +471,7 @@ def test_a_night_scored_with_onnx_never_imports_scikit_learn(local_flow_settings
     estimator section is not resolved there (``get_spec(resolve_estimator=False)``).
     """
     settings = local_flow_settings
-    storage = settings.storage()
+    storage = storage_of(settings)
     registry, version = _registered(storage, churn_spec, fitted)
     registry.promote(version, "test setup", "setup")
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=1_000, files_per_day=2, seed=7))

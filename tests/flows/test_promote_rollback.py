@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests_support import storage_of
 from sklearn.linear_model import LogisticRegression
 
 from flows.registry_ops import promote_model, rollback_model
@@ -18,7 +19,7 @@ from mlbatch.registry import Registry, serialize_model
 @pytest.fixture
 def registry(flow_settings) -> Registry:
     """churn v1 and v2 validated, v3 rejected, no champion yet."""
-    registry = Registry(flow_settings.storage(), "churn")
+    registry = Registry(storage_of(flow_settings), "churn")
     artifact = serialize_model(LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1]))
     for passed in (True, True, False):
         version = registry.register(artifact, {"metrics": {"candidate": {}}})

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from tests_support import small_retrain_lake
+from tests_support import small_retrain_lake, storage_of
 
 from flows.retrain import retrain
 from mlbatch.errors import ConflictError
@@ -82,7 +82,7 @@ def test_a_promotion_landing_between_read_and_write_is_never_overwritten(setting
     registry = Registry(storage, "churn")
     v1, v2, v3 = _validated(registry, 3)
     registry.promote(v1, "setup", "run-0")
-    rival = Registry(settings.storage(), "churn")
+    rival = Registry(storage_of(settings), "churn")
     read_alias = storage.read_json_versioned
     fired = []
 
@@ -122,7 +122,7 @@ def test_two_retrain_flows_at_once(flow_settings, tmp_path, repo_root, monkeypat
     models = tmp_path / "models"
     small_retrain_lake(flow_settings, models, repo_root / "models" / "churn.yaml")
     monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
-    registry = Registry(flow_settings.storage(), "churn")
+    registry = Registry(storage_of(flow_settings), "churn")
 
     results = _race(2, lambda _: retrain(model="churn", as_of="2026-01-31"))
 

@@ -15,9 +15,9 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.flow_engine import run_flow
 from prefect.states import Scheduled
-from tests_support import small_retrain_lake, small_spec
+from tests_support import small_retrain_lake, small_spec, storage_of
 
-from flows.common import current_settings, logical_date
+from flows.common import logical_date, opened_lake
 from flows.retrain import retrain
 from mlbatch.registry import REJECTED, VALIDATED, Registry
 from mlbatch.specs import load_spec
@@ -66,7 +66,7 @@ def _assert_history_entry(entry: dict, *, action: str, from_version, to_version:
 
 
 def test_first_promotes_second_is_gated_weak_estimator_is_rejected(lake):
-    registry = Registry(lake.storage(), "churn")
+    registry = Registry(storage_of(lake), "churn")
     spec = load_spec(lake.models_dir / "churn.yaml")
 
     # 1. first retrain, a run scheduled for 03:00 UTC the day after the data but started months later
@@ -88,7 +88,7 @@ def test_first_promotes_second_is_gated_weak_estimator_is_rejected(lake):
     assert {p["date"] for p in data["partitions"]} == {
         (dt.date(2026, 1, 3) + dt.timedelta(days=i)).isoformat() for i in range(28)
     }
-    stored_objects = {o.key: o for o in lake.storage().list("raw/churn")}
+    stored_objects = {o.key: o for o in storage_of(lake).list("raw/churn")}
     for part in data["partitions"]:
         stored = stored_objects[part["key"]]
         assert (part["bytes"], part["etag"], part["rows"]) == (stored.size, stored.etag, 300)
@@ -165,7 +165,8 @@ def test_first_promotes_second_is_gated_weak_estimator_is_rejected(lake):
 
 @flow(name="as-of-probe")
 def as_of_probe(days_before: int = 0) -> str:
-    return logical_date(None, current_settings(), days_before=days_before, name="as_of").isoformat()
+    with opened_lake() as lake:
+        return logical_date(None, lake.settings, days_before=days_before, name="as_of").isoformat()
 
 
 @pytest.mark.parametrize(

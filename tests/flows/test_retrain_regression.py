@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from tests_support import small_retrain_lake
+from tests_support import small_retrain_lake, storage_of
 
 from flows.retrain import retrain
 from mlbatch.registry import VALIDATED, Registry
@@ -40,7 +40,7 @@ def test_regression_spec_trains_gates_and_promotes(local_flow_settings, tmp_path
 
     result = retrain(model="charges", as_of=AS_OF)
 
-    registry = Registry(local_flow_settings.storage(), "charges")
+    registry = Registry(storage_of(local_flow_settings), "charges")
     assert (result["version"], result["status"], result["promoted"]) == (1, VALIDATED, True)
     metrics = registry.card(1)["metrics"]["candidate"]
     assert set(metrics) == {"rmse", "mae", "r2", "rows"}

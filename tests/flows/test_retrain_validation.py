@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from tests_support import small_retrain_lake, small_spec
+from tests_support import small_retrain_lake, small_spec, storage_of
 
 from flows.retrain import retrain
 from mlbatch.errors import DataValidationError
@@ -95,7 +95,7 @@ def test_bad_training_data_stops_the_run_and_registers_nothing(case, flow_settin
     models = tmp_path / "models"
     small_retrain_lake(flow_settings, models, repo_root / "models" / "churn.yaml")
     monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
-    storage = flow_settings.storage()
+    storage = storage_of(flow_settings)
     corrupt, expected = CASES[case]
     corrupt(storage, models)
 

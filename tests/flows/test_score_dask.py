@@ -13,7 +13,7 @@ import logging
 import pandas as pd
 import pytest
 from prefect.settings import PREFECT_API_URL
-from tests_support import install_champion
+from tests_support import install_champion, storage_of
 
 from flows.score import score
 from mlbatch import scoring
@@ -33,7 +33,7 @@ def _stable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_dask_runner_matches_the_default_runner(local_flow_settings, monkeypatch, caplog):
-    storage = local_flow_settings.storage()
+    storage = storage_of(local_flow_settings)
     install_champion(local_flow_settings, start=TRAIN_START)
     write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=ROWS, files_per_day=FILES))
     for obj in storage.list(f"raw/churn/dt={DAY}"):

@@ -23,7 +23,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
-from tests_support import install_champion
+from tests_support import install_champion, storage_of
 
 from flows.score import score
 from mlbatch import scoring
@@ -56,7 +56,7 @@ VOLATILE = ["scored_at", "run_id"]  # differ between runs by design; everything 
 
 
 def _night(settings: Settings, day: dt.date = DAY, rows: int = ROWS, files: int = FILES) -> pa.Table:
-    storage = settings.storage()
+    storage = storage_of(settings)
     write_sample(storage, SampleConfig(start=day, days=1, rows_per_day=rows, files_per_day=files))
     return generate_day(day, rows, seed=42)
 
@@ -145,7 +145,7 @@ def test_a_night_is_published_with_the_documented_schema(flow_settings):
 
     assert result["status"] == "published"
     assert result["rows"] == ROWS
-    manifest = scoring.read_manifest(flow_settings.storage(), "churn", DAY)
+    manifest = scoring.read_manifest(storage_of(flow_settings), "churn", DAY)
     table = _read_independently(flow_settings, DAY)
     assert table.num_rows == ROWS
     assert table.schema.remove(table.schema.get_field_index("dt")) == OUTPUT_SCHEMA
@@ -197,7 +197,7 @@ def test_local_partition_reads_with_pandas_and_duckdb(local_flow_settings):
 def test_rerun_skips_without_overwrite_and_replaces_identically_with_it(flow_settings):
     install_champion(flow_settings, start=TRAIN_START)
     _night(flow_settings)
-    storage = flow_settings.storage()
+    storage = storage_of(flow_settings)
     score(model="churn", run_date=DAY)
     first = _read_independently(flow_settings, DAY)
     published = {o.key: o.etag for o in storage.list(scoring.partition_dir("churn", DAY))}
@@ -220,7 +220,7 @@ def test_rerun_skips_without_overwrite_and_replaces_identically_with_it(flow_set
 
 def test_empty_partition_publishes_an_empty_result(local_flow_settings):
     install_champion(local_flow_settings, start=TRAIN_START)
-    storage = local_flow_settings.storage()
+    storage = storage_of(local_flow_settings)
     storage.write_bytes(f"raw/churn/dt={DAY}/_SUCCESS", b"")  # the partition exists and holds no data file
 
     result = score(model="churn", run_date=DAY)
@@ -233,7 +233,7 @@ def test_empty_partition_publishes_an_empty_result(local_flow_settings):
 
 def test_missing_partition_fails_naming_the_path(local_flow_settings):
     install_champion(local_flow_settings, start=TRAIN_START)
-    storage = local_flow_settings.storage()
+    storage = storage_of(local_flow_settings)
 
     state = score(model="churn", run_date=DAY, return_state=True)
 
@@ -246,7 +246,7 @@ def test_missing_partition_fails_naming_the_path(local_flow_settings):
 
 def test_corrupt_file_is_quarantined_and_the_good_one_published(flow_settings):
     install_champion(flow_settings, start=TRAIN_START)
-    storage = flow_settings.storage()
+    storage = storage_of(flow_settings)
     good = _night(flow_settings, rows=1_000, files=1)
     bad_key = f"raw/churn/dt={DAY}/part-00001.parquet"
     storage.write_bytes(bad_key, b"PAR1 this is not parquet PAR1")
@@ -295,12 +295,12 @@ def test_pinned_version_scores_every_file_and_champion_is_resolved_once(local_fl
     assert lookups == [champion], "a pinned run never consults the champion alias"
     frame = _read_independently(local_flow_settings, DAY).to_pandas()
     assert set(frame["model_version"]) == {pinned}
-    assert scoring.read_manifest(local_flow_settings.storage(), "churn", DAY)["model_version"] == pinned
+    assert scoring.read_manifest(storage_of(local_flow_settings), "churn", DAY)["model_version"] == pinned
 
 
 def test_read_predictions_returns_only_published_partitions(local_flow_settings):
     install_champion(local_flow_settings, start=TRAIN_START)
-    storage = local_flow_settings.storage()
+    storage = storage_of(local_flow_settings)
     days = [DAY + dt.timedelta(days=i) for i in range(3)]
     for day in days:
         _night(local_flow_settings, day=day, rows=200, files=1)
@@ -329,7 +329,7 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     doc["estimator"]["params"]["max_iter"] = 20
     doc["scoring"]["batch_size"] = 1_000
     settings = _with_spec(local_flow_settings, doc, tmp_path / "models", monkeypatch)
-    storage = settings.storage()
+    storage = storage_of(settings)
     spec = load_spec(settings.models_dir / "churn_native.yaml")
     version = install_champion(settings, start=TRAIN_START, model="churn_native")
     pipeline = Registry(storage, "churn_native").load(version)
@@ -369,7 +369,7 @@ def test_files_or_batches_scored_in_parallel_publish_what_one_at_a_time_publishe
     doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
     doc["scoring"]["batch_size"] = 1_000  # 5,000-row files: five batches each, so several are in flight at once
     settings = _with_spec(local_flow_settings, doc, tmp_path / "models", monkeypatch)
-    storage = settings.storage()
+    storage = storage_of(settings)
     install_champion(settings, start=TRAIN_START)
     rows = 15_000
     _night(settings, rows=rows)

@@ -51,7 +51,7 @@ def small_retrain_lake(settings: Any, models_dir: Path, src_spec: Path, *, days:
     from mlbatch.sampledata import SampleConfig, write_sample
 
     path = small_churn_spec(src_spec, models_dir, **overrides)
-    write_sample(settings.storage(), SampleConfig(start=dt.date(2026, 1, 1), days=days, rows_per_day=300))
+    write_sample(storage_of(settings), SampleConfig(start=dt.date(2026, 1, 1), days=days, rows_per_day=300))
     return path
 
 
@@ -95,7 +95,7 @@ def install_champion(
     from mlbatch.registry import Registry
 
     artifact = _trained_artifact(Path(settings.models_dir).resolve(), model, start, days, rows_per_day, seed)
-    registry = Registry(settings.storage(), model, settings.hmac_key())
+    registry = Registry(storage_of(settings), model, settings.hmac_key())
     version = registry.register(artifact, {"metrics": {"candidate": {}}})
     registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "setup")
     if promote:
@@ -121,3 +121,17 @@ def flow_process_env(settings: Any, prefect_home: Path) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }
+
+
+def storage_of(settings: Any):
+    """The storage back end ``settings`` name (a test's own handle on the lake its flows write)."""
+    from mlbatch.storage import open_storage
+
+    return open_storage(settings.storage_root, settings.s3)
+
+
+def scores_of(engine: Any, data: Any):
+    """What ``engine`` scores for a frame or an Arrow table: ``Engine.score`` of the one model-input builder."""
+    from mlbatch.features import model_input
+
+    return engine.score(model_input(data, engine.spec))

@@ -8,7 +8,7 @@ import pytest
 
 from mlbatch import backfill
 from mlbatch.errors import ParameterError
-from mlbatch.parameters import check_positive, check_range, model_choices
+from mlbatch.parameters import check_positive, check_range
 
 D = [dt.date(2026, 3, d) for d in range(1, 6)]
 
@@ -76,11 +76,14 @@ def test_parameter_checks():
             check_positive(bad, "max_parallel")
 
 
-def test_model_choices_are_the_spec_files(repo_root, tmp_path):
-    assert model_choices(repo_root / "models") == ["churn"]
-    (tmp_path / "b.yaml").write_text("x")
-    (tmp_path / "a.yaml").write_text("x")
-    assert model_choices(tmp_path) == ["a", "b"]
+def test_the_model_parameter_is_a_required_described_string_read_from_nothing_at_import():
+    """The deployment form: ``model`` is required and described; no spec directory is listed at import."""
+    from flows.score import score
+
+    schema = score.parameters.model_dump()
+    assert "model" in schema["required"]
+    model = schema["properties"]["model"]
+    assert model["type"] == "string" and "models/" in model["description"] and "enum" not in model
 
 
 @pytest.mark.parametrize(

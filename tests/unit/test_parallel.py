@@ -93,38 +93,19 @@ def test_closing_early_waits_for_the_items_in_flight_and_starts_no_more():
 
 def test_the_plan_fills_the_cores_with_files_for_onnx_and_with_batches_for_sklearn_and_gives_dask_workers_one():
     from mlbatch.parallel import Parallelism
-    from mlbatch.settings import Settings
+    from mlbatch.settings import Tuning
 
-    unset = Settings(_env_file=None)
-    assert Parallelism.from_settings(unset, "onnx", cores=4) == Parallelism(4, 1, 1)
-    assert Parallelism.from_settings(unset, "sklearn", cores=4) == Parallelism(1, 4, 1)
+    unset = Tuning()
+    assert Parallelism.plan(unset, "onnx", cores=4) == Parallelism(4, 1, 1)
+    assert Parallelism.plan(unset, "sklearn", cores=4) == Parallelism(1, 4, 1)
     # one of the two set: the other fills the cores, whichever the engine
-    assert Parallelism.from_settings(Settings(_env_file=None, max_workers=2), "onnx", cores=4) == Parallelism(2, 2, 1)
-    assert Parallelism.from_settings(Settings(_env_file=None, batch_workers=4), "onnx", cores=4) == Parallelism(1, 4, 1)
-    both = Parallelism.from_settings(Settings(_env_file=None, max_workers=1, batch_workers=2), "onnx", cores=8)
+    assert Parallelism.plan(Tuning(max_workers=2), "onnx", cores=4) == Parallelism(2, 2, 1)
+    assert Parallelism.plan(Tuning(batch_workers=4), "onnx", cores=4) == Parallelism(1, 4, 1)
+    both = Parallelism.plan(Tuning(max_workers=1, batch_workers=2), "onnx", cores=8)
     assert both == Parallelism(1, 2, 4)  # the cores left over become threads per prediction
     assert both.describe(8) == "8 files: 1 at a time, 2 batches of each at once, 4 prediction threads per batch"
-    pinned = Settings(_env_file=None, max_workers=2, batch_workers=2, predict_threads=3)
-    assert Parallelism.from_settings(pinned, "sklearn").threads == 3
-    dask = Parallelism.from_settings(Settings(_env_file=None, task_runner="dask", batch_workers=4), "onnx")
+    pinned = Tuning(max_workers=2, batch_workers=2, predict_threads=3)
+    assert Parallelism.plan(pinned, "sklearn").threads == 3
+    dask = Parallelism.plan(Tuning(batch_workers=4), "onnx", dask=True)
     assert dask == Parallelism(None, 1, 1)
     assert dask.describe(8).startswith("8 files: one per Dask worker at a time, 1 batches")
-
-
-def test_small_files_are_grouped_into_a_multiple_of_the_lanes_and_large_ones_keep_a_task_each():
-    from mlbatch.parallel import task_groups
-
-    def groups(sizes, min_bytes, lanes):
-        return [list(g) for g in task_groups(sizes, min_bytes, lanes)]
-
-    mb = 2**20
-    assert groups([8 * mb] * 8, 32 * mb, 2) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # 4 files make 32 MB
-    assert groups([8 * mb] * 8, 16 * mb, 2) == [[0, 1], [2, 3], [4, 5], [6, 7]]
-    # 24 MB would make groups of 3: three groups on two lanes would leave one idle, so four of two
-    assert groups([8 * mb] * 8, 24 * mb, 2) == [[0, 1], [2, 3], [4, 5], [6, 7]]
-    assert groups([8 * mb] * 9, 32 * mb, 2) == [[0, 1], [2, 3], [4, 5, 6], [7, 8]]  # lengths differ by one at most
-    assert groups([80 * mb] * 3, 32 * mb, 2) == [[0], [1], [2]]  # each file alone is enough
-    assert groups([1] * 3, 32 * mb, 2) == [[0, 1], [2]]  # never fewer groups than lanes: each lane gets work
-    assert groups([1] * 3, 32 * mb, 1) == [[0, 1, 2]]
-    assert groups([8 * mb] * 4, 0, 2) == [[0], [1], [2], [3]]  # 0: a task per file
-    assert groups([], 32 * mb, 2) == []

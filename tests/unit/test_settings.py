@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from tests_support import storage_of
 
 from mlbatch.errors import ConfigError
 from mlbatch.settings import Settings
@@ -50,7 +51,7 @@ def test_an_s3_uri_is_the_bucket_and_prefix_it_names(moto_server: str):
     client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     client.create_bucket(Bucket="settings-test")
     settings = Settings(_env_file=None, storage_root="s3://settings-test/team/lake", s3_endpoint_url=moto_server)
-    storage = settings.storage()
+    storage = storage_of(settings)
     assert isinstance(storage, S3Storage)
     storage.write_bytes("a/b.txt", b"z")
     assert client.get_object(Bucket="settings-test", Key="team/lake/a/b.txt")["Body"].read() == b"z"
@@ -60,7 +61,7 @@ def test_an_s3_uri_is_the_bucket_and_prefix_it_names(moto_server: str):
 @pytest.mark.parametrize("root", ["gs://x", "ftp://host/lake", "https://example.com/lake", "hdfs:///lake"])
 def test_an_unknown_scheme_names_the_uri_and_the_supported_schemes(root: str):
     with pytest.raises(ConfigError) as err:
-        Settings(_env_file=None, storage_root=root).storage()
+        storage_of(Settings(_env_file=None, storage_root=root))
     message = str(err.value)
     assert repr(root) in message
     assert "file:///abs/path" in message
@@ -88,14 +89,14 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MLBATCH_STORAGE_ROOT", "s3://env-bucket/lake")
     monkeypatch.setenv("MLBATCH_S3_SSE", "aws:kms")
     monkeypatch.setenv("MLBATCH_S3_SSE_KMS_KEY_ID", "alias/mlbatch")
-    monkeypatch.setenv("MLBATCH_MAX_WORKERS", "4")
+    monkeypatch.setenv("MLBATCH_TUNING__MAX_WORKERS", "4")
     monkeypatch.setenv("MLBATCH_RETRAIN_ON_ALERT", "false")
     monkeypatch.setenv("MLBATCH_CARD_HMAC_KEY", "secret-value")
     settings = Settings()
     assert settings.storage_root == "s3://env-bucket/lake"
     assert settings.s3_sse == "aws:kms"
     assert settings.s3_sse_kms_key_id == "alias/mlbatch"
-    assert settings.max_workers == 4
+    assert settings.tuning.max_workers == 4
     assert settings.retrain_on_alert is False
     assert settings.hmac_key() == "secret-value"
     assert "secret-value" not in repr(settings)
@@ -112,14 +113,14 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch):
 
 def test_settings_come_from_the_env_file_named_by_mlbatch_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     env_file = tmp_path / "prod.env"
-    env_file.write_text("MLBATCH_STORAGE_ROOT=s3://file-bucket/lake\nMLBATCH_ENGINE=onnx\nMLBATCH_MAX_WORKERS=3\n")
+    env_file.write_text("MLBATCH_STORAGE_ROOT=s3://file-bucket/lake\nMLBATCH_ENGINE=onnx\nMLBATCH_TUNING__MAX_WORKERS=3\n")
     monkeypatch.setenv("MLBATCH_ENV_FILE", str(env_file))
     settings = Settings()
-    assert (settings.storage_root, settings.engine, settings.max_workers) == ("s3://file-bucket/lake", "onnx", 3)
+    assert (settings.storage_root, settings.engine, settings.tuning.max_workers) == ("s3://file-bucket/lake", "onnx", 3)
 
-    monkeypatch.setenv("MLBATCH_MAX_WORKERS", "5")  # the environment beats the file
-    assert Settings().max_workers == 5
-    assert Settings(max_workers=6).max_workers == 6  # the constructor beats both
+    monkeypatch.setenv("MLBATCH_TUNING__MAX_WORKERS", "5")  # the environment beats the file
+    assert Settings().tuning.max_workers == 5
+    assert Settings(tuning={"max_workers": 6}).tuning.max_workers == 6  # the constructor beats both
     assert Settings().engine == "onnx"
 
 
@@ -141,8 +142,8 @@ def test_a_named_env_file_that_does_not_exist_is_an_error(tmp_path: Path, monkey
     ("name", "value", "expected"),
     [
         ("MLBATCH_S3_SSE", "foo", "'AES256', 'aws:kms' or 'none'"),
-        ("MLBATCH_MAX_WORKERS", "0", "greater than or equal to 1"),
-        ("MLBATCH_MAX_WORKERS", "many", "valid integer"),
+        ("MLBATCH_TUNING__MAX_WORKERS", "0", "greater than or equal to 1"),
+        ("MLBATCH_TUNING__MAX_WORKERS", "many", "valid integer"),
         ("MLBATCH_TASK_RUNNER", "spark", "'threads' or 'dask'"),
         ("MLBATCH_RETRAIN_ON_ALERT", "perhaps", "valid boolean"),
     ],

@@ -52,7 +52,7 @@ def test_capped_engine_predicts_on_its_threads_and_restores_the_callers(churn_sp
     engine = SklearnEngine(Pipeline([("model", recorder)]), churn_spec, threads=threads)
     default = _new_thread_openmp_threads()
     with threadpool_limits(limits=3, user_api="openmp"):  # the caller's own setting, not the machine's
-        scores = engine.score_features(_features(churn_spec))
+        scores = engine.score(_features(churn_spec))
         assert _openmp_threads() == 3
     assert recorder.seen_ == [threads]
     assert recorder.elsewhere_ == [default]
@@ -63,7 +63,7 @@ def test_uncapped_engine_leaves_the_callers_threads(churn_spec):
     recorder = _ThreadRecorder().fit(None)
     engine = SklearnEngine(Pipeline([("model", recorder)]), churn_spec)
     with threadpool_limits(limits=3, user_api="openmp"):
-        engine.score_features(_features(churn_spec))
+        engine.score(_features(churn_spec))
     assert recorder.seen_ == [3]
 
 

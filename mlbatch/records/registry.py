@@ -1,72 +1,21 @@
-"""Typed records for every JSON document the project writes to storage.
-
-Each document carries a ``schema_version``; documents written before it
-existed (version 0) load through the same models, because every field added
-since has a default. Why pydantic: the registry, the publication protocol and
-monitoring make decisions on these documents, so a field read must be a field
-that exists, with the type the decision expects, and a document that is not
-one of ours fails with the file named instead of a ``KeyError`` deep in a run.
-
-Read a stored document through ``load_record`` (it names the key on a bad
-document) and write one with ``Record.to_json``.
-"""
+"""Records of the model registry: gate results, verdicts, cards, the champion alias and its history."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from mlbatch.errors import IntegrityError
-
-SCHEMA_VERSION = 1
-
-VALIDATED, REJECTED, PENDING = "validated", "rejected", "pending"
-Status = Literal["validated", "rejected"]
-
-ONNX_FILE = "model.onnx"
-MODEL_FILE = "model.joblib"
-EXPORTED, UNSUPPORTED, NOT_ATTEMPTED = "exported", "unsupported", "not_attempted"
+from mlbatch.records.base import (
+    NOT_ATTEMPTED,
+    REJECTED,
+    VALIDATED,
+    Record,
+    Status,
+    utcnow,
+)
 
 
-def utcnow() -> str:
-    """Now in UTC as the registry records times: ISO 8601, whole seconds."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-class Record(BaseModel):
-    """Base of every stored document: extra keys of older or newer writers are kept, not refused."""
-
-    model_config = ConfigDict(extra="allow", frozen=False)
-
-    schema_version: int = Field(default=0, description="0: written before records were versioned.")
-
-    def to_json(self) -> dict[str, Any]:
-        """The document as stored: JSON types, the current schema version."""
-        return {**self.model_dump(mode="json"), "schema_version": SCHEMA_VERSION}
-
-
-R = TypeVar("R", bound=Record)
-
-
-def parse_record(kind: type[R], document: Any, where: str) -> R:
-    """``document`` as a ``kind``; a document that is not one is an ``IntegrityError`` naming ``where``."""
-    try:
-        return kind.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '?'}: {e['msg']}" for e in exc.errors()[:5])
-        raise IntegrityError(f"{where} is not a valid {kind.__name__}: {problems}") from None
-
-
-def canonical_bytes(document: dict[str, Any]) -> bytes:
-    """The bytes a signature covers: the stored document without its signature, keys sorted, no spaces."""
-    body = {k: v for k, v in document.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-# ---- registry --------------------------------------------------------------------------------------------
 class GateResult(Record):
     """One promotion gate's outcome; ``measured`` holds the numbers it compared (max_diff, share, ...)."""
 
@@ -222,96 +171,3 @@ class ChampionAlias(Record):
             else:
                 stack.append(entry.to_version)
         return stack[-2] if len(stack) >= 2 else None
-
-
-# ---- scoring ---------------------------------------------------------------------------------------------
-class ManifestFile(Record):
-    """One published output file and the input it was scored from."""
-
-    input_key: str
-    input_bytes: int
-    input_etag: str
-    output_name: str
-    output: str
-    rows_in: int = 0
-    rows_out: int = 0
-    sha256: str | None = None
-    output_bytes: int = 0
-    seconds: float = 0.0
-    engine: str | None = None
-    kernel: str | None = None
-    missing_values: int = 0
-    unseen_categories: int = 0
-
-
-class QuarantinedFile(Record):
-    """An input file that was not scored, and why."""
-
-    input: str
-    reason: str
-
-
-class Manifest(Record):
-    """The commit marker of a published partition, written last."""
-
-    model: str
-    date: dt.date
-    model_version: int
-    engines: list[str] = Field(default_factory=list)
-    run_id: str
-    scored_at: str
-    started_at: str
-    published_at: str
-    rows_in: int
-    rows_out: int
-    files: list[ManifestFile] = Field(default_factory=list)
-    errors: list[QuarantinedFile] = Field(default_factory=list)
-    stats: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def outputs(self) -> list[str]:
-        return [f.output for f in self.files]
-
-
-class Lease(Record):
-    """Who is scoring a date right now; a dead holder's lease is taken over."""
-
-    run_id: str
-    host: str
-    pid: int
-    acquired_at: float
-    expires_at: float
-
-
-# ---- monitoring ------------------------------------------------------------------------------------------
-class MonitoringRow(BaseModel):
-    """One line of the monitoring table; ``threshold`` is the value at which the verdict becomes alert.
-
-    Not a JSON document (the table is Parquet, its schema is ``monitoring.checks.TABLE_SCHEMA``), so it has
-    no schema version of its own.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    date: dt.date
-    model_version: int
-    feature: str
-    metric: str
-    value: float
-    threshold: float
-    verdict: str
-
-    @classmethod
-    def of(
-        cls, date: dt.date, version: int, feature: str, metric: str, value: float, threshold: float, verdict: str
-    ) -> MonitoringRow:
-        """A row from its cells in table order (the monitoring checks build hundreds of them)."""
-        return cls(
-            date=date,
-            model_version=version,
-            feature=feature,
-            metric=metric,
-            value=value,
-            threshold=threshold,
-            verdict=verdict,
-        )

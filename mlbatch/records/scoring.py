@@ -1,0 +1,68 @@
+"""Records of scoring: a published partition's manifest and the lease of the run publishing it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import Field
+
+from mlbatch.records.base import Record
+
+
+class ManifestFile(Record):
+    """One published output file and the input it was scored from."""
+
+    input_key: str
+    input_bytes: int
+    input_etag: str
+    output_name: str
+    output: str
+    rows_in: int = 0
+    rows_out: int = 0
+    sha256: str | None = None
+    output_bytes: int = 0
+    seconds: float = 0.0
+    engine: str | None = None
+    kernel: str | None = None
+    missing_values: int = 0
+    unseen_categories: int = 0
+
+
+class QuarantinedFile(Record):
+    """An input file that was not scored, and why."""
+
+    input: str
+    reason: str
+
+
+class Manifest(Record):
+    """The commit marker of a published partition, written last."""
+
+    model: str
+    date: dt.date
+    model_version: int
+    engines: list[str] = Field(default_factory=list)
+    run_id: str
+    scored_at: str
+    started_at: str
+    published_at: str
+    rows_in: int
+    rows_out: int
+    files: list[ManifestFile] = Field(default_factory=list)
+    errors: list[QuarantinedFile] = Field(default_factory=list)
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def outputs(self) -> list[str]:
+        return [f.output for f in self.files]
+
+
+class Lease(Record):
+    """Who is scoring a date right now; a dead holder's lease is taken over."""
+
+    run_id: str
+    host: str
+    pid: int
+    acquired_at: float
+    expires_at: float
