@@ -20,7 +20,7 @@ PACKAGES = ("scikit-learn", "onnxruntime", "onnx-extended", "pyarrow", "numpy", 
 
 
 def machine() -> dict[str, Any]:
-    """Cores, memory, Python and the versions of the libraries that change the numbers."""
+    """Cores, memory, load, Python and the versions of the libraries that change the numbers."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -34,6 +34,8 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(memory / 2**30),
         "python": platform.python_version(),
         "packages": versions,
+        # how busy the machine was when the run ended: on a shared machine it says how much to trust the rates
+        "load_average": [round(x, 1) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 
