@@ -1,7 +1,7 @@
 """Throughput and peak memory of the scikit-learn and ONNX Runtime engines on the real scoring path.
 
 Why a separate script: the engines differ by 2-3x on tree ensembles and the
-choice of batch size and threads matters, so the README's numbers must come
+choice of batch size and threads matters, so docs/performance.md's numbers must come
 from the code that scores a night (``scoring.score_file``: Parquet in, staged
 Parquet out, profile stats), not from a bare ``predict_proba`` call. Each
 variant runs in its own process so peak RSS is its own.
