@@ -6,30 +6,34 @@ benefits from a warmer cache, and also times the accumulator alone on the
 same batches. Prints wall and CPU time of the fastest run of each mode; the
 target is under 10% extra.
 
-    python bench/bench_drift.py [--rows 1000000] [--files 8] [--repeats 5]
+    python bench/bench_drift.py [--rows 1000000] [--files 8] [--repeats 5] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mlbatch import retraining, scoring
-from mlbatch.engines import SklearnEngine
-from mlbatch.features import arrow_features
-from mlbatch.partitions import partition_files
-from mlbatch.profiles import ProfileAccumulator
-from mlbatch.sampledata import SampleConfig, write_sample
-from mlbatch.specs import load_spec
-from mlbatch.storage import LocalStorage
-from mlbatch.training import load_window
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import benchjson  # noqa: E402
+from mlbatch import retraining, scoring  # noqa: E402
+from mlbatch.engines import SklearnEngine  # noqa: E402
+from mlbatch.features import arrow_features  # noqa: E402
+from mlbatch.partitions import partition_files  # noqa: E402
+from mlbatch.profiles import ProfileAccumulator  # noqa: E402
+from mlbatch.sampledata import SampleConfig, write_sample  # noqa: E402
+from mlbatch.specs import load_spec  # noqa: E402
+from mlbatch.storage import LocalStorage  # noqa: E402
+from mlbatch.training import load_window  # noqa: E402
+
 TRAIN_START = dt.date(2026, 1, 1)
 TRAIN_DAYS = 14
 SCORE_DAY = TRAIN_START + dt.timedelta(days=TRAIN_DAYS)
@@ -40,6 +44,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the results here (for bench/report.py)")
     args = parser.parse_args()
 
     spec = load_spec(REPO / "models" / "churn.yaml")
@@ -94,6 +99,17 @@ def main() -> None:
     print(f"{'accumulator alone':<28} {acc_seconds:>7.2f} {args.rows / acc_seconds:>11,.0f} {acc_seconds / base:>7.1%}")
     walls = {m: [round(t[0], 2) for t in timings[m]] for m in (False, True)}
     print("runs (wall s): without", walls[False], "with", walls[True])
+    if args.json:
+        payload = {
+            "rows": args.rows,
+            "files": args.files,
+            "repeats": args.repeats,
+            "features": len(spec.features.all),
+            "without_stats": {"wall_s": base, "cpu_s": base_cpu, "runs_wall_s": walls[False]},
+            "with_stats": {"wall_s": stats, "cpu_s": stats_cpu, "runs_wall_s": walls[True]},
+            "accumulator_s": acc_seconds,
+        }
+        benchjson.write(args.json, "drift", payload)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Throughput and peak memory of the scikit-learn and ONNX Runtime engines on the real scoring path.
 
 Why a separate script: the engines differ by 2-3x on tree ensembles and the
-choice of batch size and threads matters, so the README's numbers must come
+choice of batch size and threads matters, so docs/performance.md's numbers must come
 from the code that scores a night (``scoring.score_file``: Parquet in, staged
 Parquet out, profile stats), not from a bare ``predict_proba`` call. Each
 variant runs in its own process so peak RSS is its own.
 
     python bench/bench_engines.py                # 1M rows, 8 files, the example spec (models/churn.yaml)
     python bench/bench_engines.py --rows 200000  # quicker
+    python bench/bench_engines.py --json out.json   # also the numbers, for bench/report.py
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import benchjson  # noqa: E402
 from bench.champions import gated_version  # noqa: E402
 from mlbatch import scoring  # noqa: E402
 from mlbatch.engines import OnnxEngine, SklearnEngine, select_engine  # noqa: E402
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant, interleaved; the best is shown")
+    parser.add_argument("--json", type=Path, help="also write the results here (for bench/report.py)")
     parser.add_argument("--child", nargs=7, metavar=("LAKE", "VERSION", "ENGINE", "THREADS", "BATCH", "SPIN", "KERNEL"))
     args = parser.parse_args()
     if args.child:
@@ -124,6 +127,21 @@ def main() -> None:
                 f"| {label} | {stats['rows_per_s']:,.0f} | {stats['rows_per_s'] / floor:.2f} | "
                 f"{stats['seconds']:.1f} | {stats['peak_rss_mb']:,.0f} |"
             )
+        if args.json:
+            variants = [
+                {
+                    "label": label,
+                    "engine": engine,
+                    "threads": threads,
+                    "batch": batch,
+                    "spinning": spin,
+                    "kernel": kernel,
+                    **best[label],
+                }
+                for label, engine, threads, batch, spin, kernel in VARIANTS
+            ]
+            payload = {"rows": args.rows, "files": args.files, "repeat": args.repeat, **info, "variants": variants}
+            benchjson.write(args.json, "engines", payload)
 
 
 if __name__ == "__main__":

@@ -713,7 +713,9 @@ def main() -> int:
         )
         print(acceptance_table(report["acceptance"]), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        from bench import benchjson
+
+        benchjson.write(args.json, "score", report)
     return 0
 
 

@@ -22,6 +22,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import benchjson
 from mlbatch import gates, retraining
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import SampleConfig, write_sample
@@ -115,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the training window (default 1M)")
     parser.add_argument("--model", default="churn", help="spec name in --models-dir")
     parser.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parent.parent / "models")
+    parser.add_argument("--json", type=Path, help="also write the results here (for bench/report.py)")
     args = parser.parse_args(argv)
     result = run(args.rows, args.model, args.models_dir)
+    if args.json:
+        benchjson.write(args.json, "train", {"model": args.model, "result": result})
     width = max(len(k) for k in result)
     print(f"{'measure':<{width}}  value")
     for name, value in result.items():

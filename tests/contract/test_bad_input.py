@@ -230,14 +230,15 @@ def test_rejected_version_cannot_score(trained):
 
 
 def _readme_rows(repo_root) -> dict[str, str]:
-    """The README's bad-input table as {case: outcome}; the table and this corpus must not drift apart."""
-    text = (repo_root / "README.md").read_text()
+    """The bad-input table of docs/guarantees.md as {case: outcome}; the table and this corpus must not drift apart."""
+    text = (repo_root / "docs" / "guarantees.md").read_text()
     table = text.split("<!-- bad-input-table -->")[1].split("<!-- /bad-input-table -->")[0]
     rows = [line.split("|")[1:-1] for line in table.strip().splitlines() if line.startswith("|")]
     return {cells[0].strip(): cells[1].strip() for cells in rows[2:]}
 
 
 def test_readme_table_lists_exactly_the_tested_cases(repo_root):
+    """The bad-input table in docs/guarantees.md lists exactly the cases this module tests, with their outcomes."""
     rows = _readme_rows(repo_root)
     expected = {c.name: c.outcome for c in CASES} | {name: "refused" for name in PARAMETER_CASES}
     expected["rejected version"] = "refused"
