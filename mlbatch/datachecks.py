@@ -61,7 +61,7 @@ def schema_problems(schema: pa.Schema, spec: ModelSpec, source: str, *, with_tar
 
 
 def training_checks(frame: pd.DataFrame, spec: ModelSpec, as_of: dt.date, date_column: str) -> list[CheckResult]:
-    """Every check the retraining flow runs before fitting; see the README's data validation table."""
+    """Every check the retraining flow runs before fitting; see the data checks table in docs/retraining.md."""
     v = spec.validation
     results = [
         CheckResult(

@@ -20,12 +20,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mlbatch-prefect-home-")
-sys.path.insert(0, str(Path(__file__).parent / "support"))  # test helpers (faultproxy, tests_support) import as top-level modules
+# test helpers (faultproxy, tests_support) import as top-level modules
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-from mlbatch.settings import Settings  # noqa: E402  (after the environment above)
+from tests_support import storage_of
+
+from mlbatch.settings import Settings
 from mlbatch.specs import load_spec
-
-from tests_support import storage_of  # noqa: E402  (tests/support is on the path from here on)
 
 pytest_plugins = ["prefect_fixtures"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 #: floor applied to each bucket's share before PSI (then renormalised); 1e-4 keeps a
-#: brand-new category at 25% of rows at PSI ≈ 2, not infinity.
+#: brand-new category at a large share of rows at a large but finite PSI, not infinity.
 EPSILON = 1e-4
 UNSEEN = "__unseen__"
 NULL = "__null__"

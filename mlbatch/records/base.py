@@ -30,10 +30,13 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=False)
 
-    schema_version: int = Field(default=0, description="0: written before records were versioned.")
+    schema_version: int = Field(
+        default=SCHEMA_VERSION,
+        description="The schema the document was written with; 0: before records were versioned.",
+    )
 
     def to_json(self) -> dict[str, Any]:
-        """The document as stored: JSON types, the current schema version."""
+        """The document as stored: JSON types, written with the current schema version whatever it was read with."""
         return {**self.model_dump(mode="json"), "schema_version": SCHEMA_VERSION}
 
     def __getitem__(self, name: str) -> Any:
@@ -60,6 +63,8 @@ R = TypeVar("R", bound=Record)
 
 def parse_record(kind: type[R], document: Any, where: str) -> R:
     """``document`` as a ``kind``; a document that is not one is an ``IntegrityError`` naming ``where``."""
+    if isinstance(document, dict) and "schema_version" not in document:
+        document = {**document, "schema_version": 0}  # written before documents carried their schema
     try:
         return kind.model_validate(document)
     except ValidationError as exc:

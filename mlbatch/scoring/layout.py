@@ -46,7 +46,7 @@ def output_name(input_key: str) -> str:
 
 
 def output_schema(spec: ModelSpec, input_schema: pa.Schema) -> pa.Schema:
-    """The analysts' contract; see the README's output schema table."""
+    """The analysts' contract; see the output schema table in docs/scoring.md."""
     fields = [input_schema.field(c) for c in spec.id_columns]
     fields += [
         pa.field("prediction", pa.int64() if spec.task == "binary" else pa.float64()),

@@ -44,7 +44,8 @@ def load_spec(path: str | Path, *, resolve_estimator: bool = True) -> ModelSpec:
     class (its import path, its parameters, ``native`` support). Why: scoring,
     monitoring and registry operations use the stored model, not the
     estimator section, and importing scikit-learn only to check it costs a
-    scoring process ~77 MB and ~0.7 s, for nothing when ONNX Runtime scores.
+    scoring process memory and start-up time, for nothing when ONNX Runtime
+    scores.
     Retraining (and the test that loads every shipped spec) keeps the full check.
 
     Raises:

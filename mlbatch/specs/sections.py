@@ -116,7 +116,7 @@ class ValidationSpec(_Strict):
 class OnnxSpec(_Strict):
     """The ONNX export and its equivalence gate.
 
-    float32 tree thresholds make a few rows per million differ from scikit-learn by up to ~3e-2, so a
+    float32 tree thresholds make a few rows per million take another branch than scikit-learn's, so a
     max-difference check alone would reject sound exports: the gate bounds the share of rows beyond
     ``atol`` and the change of the primary metric instead.
     """

@@ -12,8 +12,8 @@ import uuid
 import boto3
 import pyarrow as pa
 import pytest
-from tests_support import storage_of
 from faultproxy import start_proxy
+from tests_support import storage_of
 
 from mlbatch.errors import StorageError
 from mlbatch.settings import Settings

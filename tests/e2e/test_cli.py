@@ -202,4 +202,6 @@ def test_history_shows_the_promotion(cli: dict):
     shown = json.loads(proc.stdout)
     assert shown["champion"] == 1
     assert [e["to_version"] for e in shown["history"]] == [1]
-    assert shown["history"] == [e.model_dump(mode="json") for e in Registry(storage_of(cli["settings"]), "churn").history()]
+    assert shown["history"] == [
+        e.model_dump(mode="json") for e in Registry(storage_of(cli["settings"]), "churn").history()
+    ]

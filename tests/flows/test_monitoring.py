@@ -26,6 +26,8 @@ from sklearn.metrics import roc_auc_score
 from tests_support import small_churn_spec, storage_of
 
 from mlbatch import cli, retraining
+from mlbatch.monitoring.alerts import alert_reasons, retrain_cooldown
+from mlbatch.monitoring.checks import DATASET, REALIZED, SCORE, drift_rows, realized_rows, staleness_row
 from mlbatch.monitoring.drift import (
     ALERT,
     EPSILON,
@@ -39,8 +41,6 @@ from mlbatch.monitoring.drift import (
     psi,
     verdict,
 )
-from mlbatch.monitoring.alerts import alert_reasons, retrain_cooldown
-from mlbatch.monitoring.checks import DATASET, REALIZED, SCORE, drift_rows, realized_rows, staleness_row
 from mlbatch.monitoring.table import table_dir, table_key
 from mlbatch.profiles import (
     ProfileAccumulator,

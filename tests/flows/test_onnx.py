@@ -16,19 +16,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from tests_support import flow_process_env, small_churn_spec, storage_of, scores_of
+from tests_support import flow_process_env, scores_of, small_churn_spec, storage_of
 
 from flows.retrain import retrain
 from flows.score import score
 from mlbatch.engines import ONNX_GATE, OnnxEngine, SklearnEngine, select_engine
 from mlbatch.errors import EngineError, IntegrityError
+from mlbatch.export.onnx_graph import export_pipeline
 from mlbatch.features import MISSING_CATEGORY, model_input
 from mlbatch.gates import onnx_equivalence
-from mlbatch.export.onnx_graph import export_pipeline
-from mlbatch.records import EXPORTED, UNSUPPORTED
-from mlbatch.records import ONNX_FILE as FILE_NAME
 from mlbatch.partitions import partition_files, partition_prefix
 from mlbatch.profiles import build_profile
+from mlbatch.records import EXPORTED, UNSUPPORTED
+from mlbatch.records import ONNX_FILE as FILE_NAME
 from mlbatch.registry import REJECTED, VALIDATED, Registry, serialize_model, sha256
 from mlbatch.sampledata import SampleConfig, generate_day, write_sample
 from mlbatch.scoring import read_manifest

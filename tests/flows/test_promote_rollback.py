@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests_support import storage_of
 from sklearn.linear_model import LogisticRegression
+from tests_support import storage_of
 
 from flows.registry_ops import promote_model, rollback_model
 from mlbatch.errors import ParameterError, RegistryError

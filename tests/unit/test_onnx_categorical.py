@@ -16,8 +16,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlbatch.export.onnx_categorical import TreeRewriteError, rewrite_native_categoricals
 from mlbatch.engines.onnx_kernels import ONNX_EXTENDED, ONNXRUNTIME, fast_tree_graph
+from mlbatch.export.onnx_categorical import TreeRewriteError, rewrite_native_categoricals
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")  # skl2onnx's
 

@@ -113,7 +113,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch):
 
 def test_settings_come_from_the_env_file_named_by_mlbatch_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     env_file = tmp_path / "prod.env"
-    env_file.write_text("MLBATCH_STORAGE_ROOT=s3://file-bucket/lake\nMLBATCH_ENGINE=onnx\nMLBATCH_TUNING__MAX_WORKERS=3\n")
+    env_file.write_text(
+        "MLBATCH_STORAGE_ROOT=s3://file-bucket/lake\nMLBATCH_ENGINE=onnx\nMLBATCH_TUNING__MAX_WORKERS=3\n"
+    )
     monkeypatch.setenv("MLBATCH_ENV_FILE", str(env_file))
     settings = Settings()
     assert (settings.storage_root, settings.engine, settings.tuning.max_workers) == ("s3://file-bucket/lake", "onnx", 3)
