@@ -17,6 +17,10 @@ from prefect.artifacts import (
 )
 
 
+#: seconds a night runs before its first progress report, and between reports
+PROGRESS_EVERY = 5.0
+
+
 def artifact_key(*parts: str) -> str:
     """A Prefect artifact key from a kind and a model name.
 
@@ -40,16 +44,16 @@ def link(kind: str, model: str, url: str, text: str) -> None:
 
 
 class Progress:
-    """A progress artifact made only once a night has run ``after`` seconds: short nights make none.
+    """A progress artifact made only once a night has run ``PROGRESS_EVERY`` seconds: short nights make none.
 
     Why: each report is an API call the server handles on the cores scoring uses.
     """
 
-    def __init__(self, kind: str, model: str, description: str, *, every: float = 5.0) -> None:
+    def __init__(self, kind: str, model: str, description: str) -> None:
         import time
 
         self._clock = time.monotonic
-        self.key, self.description, self.every = artifact_key(kind, model), description, every
+        self.key, self.description, self.every = artifact_key(kind, model), description, PROGRESS_EVERY
         self.started = self.last = self._clock()
         self.artifact: Any = None
 

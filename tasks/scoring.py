@@ -9,6 +9,7 @@ from prefect import get_run_logger
 from mlbatch import reports
 from mlbatch.lake import Lake
 from mlbatch.scoring.night import Night, NightResult, prepare_night, score_night
+from mlbatch.scoring.stream import FileResult
 from mlbatch.settings import EngineChoice
 from mlbatch.specs import ModelSpec
 from tasks import artifacts, io_task
@@ -25,7 +26,11 @@ def prepare(
     overwrite: bool,
 ) -> Night:
     """The version, the files and the opened engine: everything that can fail before the date is claimed."""
-    return prepare_night(lake, spec, day, version=version, engine=engine, cores=cores, overwrite=overwrite)
+    night = prepare_night(lake, spec, day, version=version, engine=engine, cores=cores, overwrite=overwrite)
+    if night.skip is None:
+        for line in night.describe():
+            get_run_logger().info(line)
+    return night
 
 
 @io_task(name="score-night", retries=2)
@@ -36,8 +41,28 @@ def score(lake: Lake, spec: ModelSpec, night: Night, run_id: str) -> NightResult
     overwrites its own staging file, and a date this run already published
     is published again rather than skipped.
     """
+    logger = get_run_logger()
     progress = artifacts.Progress("scoring-progress", spec.name, f"{spec.name} {night.day}: files scored")
-    return score_night(lake, spec, night, run_id, on_progress=progress)
+    batches = night.plan.batches if night.plan else 1
+
+    def on_file(result: FileResult, done: int, total: int) -> None:
+        if result.error:
+            logger.error("quarantined %s: %s", result.input_key, result.error)
+        else:
+            logger.info(
+                "scored %s: %d rows in %.1fs, %d batches at once",
+                result.input_key,
+                result.rows_out,
+                result.seconds,
+                batches,
+            )
+        progress(done, total)
+
+    result = score_night(lake, spec, night, run_id, on_file=on_file)
+    kernels = sorted({f.kernel for f in result.manifest.files if f.kernel}) if result.manifest else []
+    if kernels:  # from each file: on Dask the workers opened their own sessions
+        logger.info("ONNX tree kernel: %s", ", ".join(kernels))
+    return result
 
 
 @io_task(name="report-night", retries=1)

@@ -33,8 +33,8 @@ from mlbatch.storage import ObjectInfo
 
 log = logging.getLogger(__name__)
 
-#: called with (files done, files in all) as files finish
-Progress = Callable[[int, int], None]
+#: called as each file finishes, with its result, the files done so far and the files in all
+OnFile = Callable[[FileResult, int, int], None]
 
 
 @dataclass
@@ -51,6 +51,15 @@ class Night:
     files: list[ObjectInfo] = field(default_factory=list)
     profile: dict = field(default_factory=dict)
     skip: str | None = None
+    choice: str = "auto"  # the engine asked for (the engine built says which one scores)
+
+    def describe(self) -> list[str]:
+        """What the night will do, for the run's log: the engine, and how the cores are shared."""
+        assert self.engine is not None and self.plan is not None
+        return [
+            f"{self.model} v{self.version}: scoring with the {self.engine.name} engine (engine={self.choice})",
+            self.plan.describe(len(self.files)),
+        ]
 
 
 @dataclass(frozen=True)
@@ -117,13 +126,12 @@ def prepare_night(
     )
     night.engine.open()
     night.profile = registry.card(night.version).profile
-    log.info("%s v%d: scoring with the %s engine (engine=%s)", spec.name, night.version, name, engine)
-    log.info(night.plan.describe(len(night.files)))
+    night.choice = engine
     return night
 
 
 def score_night(
-    lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_progress: Progress | None = None
+    lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_file: OnFile | None = None
 ) -> NightResult:
     """Claim the date, score its files into staging, publish them all-or-nothing, release the date."""
     assert night.engine is not None and night.plan is not None and night.version is not None
@@ -136,19 +144,23 @@ def score_night(
     ctx = RunContext(spec.name, night.version, run_id, started.replace(microsecond=0), night.day)
     with claim as lease:
         clock = time.perf_counter()
-        results = score_files(lake, spec, night, ctx, on_progress)
+        results = score_files(lake, spec, night, ctx, on_file)
         seconds = time.perf_counter() - clock
         manifest = lease.publish(spec, ctx, results, overwrite=night.overwrite, started_at=started)
     return NightResult(night, manifest, seconds)
 
 
 def score_files(
-    lake: Lake, spec: ModelSpec, night: Night, ctx: RunContext, on_progress: Progress | None = None
+    lake: Lake, spec: ModelSpec, night: Night, ctx: RunContext, on_file: OnFile | None = None
 ) -> list[FileResult]:
     """Every file of the night, in the files' order, ``plan.files`` at a time (or on Dask's workers)."""
     assert night.engine is not None and night.plan is not None
     if lake.settings.task_runner == "dask":
-        return _on_dask(lake, spec, night, ctx)
+        results = _on_dask(lake, spec, night, ctx)
+        for i, result in enumerate(results, start=1):
+            if on_file is not None:
+                on_file(result, i, len(results))
+        return results
     done: dict[int, FileResult] = {}
     with ThreadPoolExecutor(max(1, night.plan.files or 1), thread_name_prefix="mlbatch-file") as pool:
         futures = {
@@ -156,21 +168,16 @@ def score_files(
             for i, obj in enumerate(night.files)
         }
         for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            if on_progress is not None:
-                on_progress(len(done), len(night.files))
+            result = done[futures[future]] = future.result()
+            if on_file is not None:
+                on_file(result, len(done), len(night.files))
     return [done[i] for i in range(len(night.files))]
 
 
 def _score_one(
     lake: Lake, spec: ModelSpec, engine: Engine, obj: ObjectInfo, ctx: RunContext, profile: dict, batches: int
 ) -> FileResult:
-    result = score_file(lake.storage, spec, engine, obj, ctx, profile=profile or None, workers=batches)
-    if result.error:
-        log.error("quarantined %s: %s", obj.key, result.error)
-    else:
-        log.info("scored %s: %d rows in %.1fs, %d batches at once", obj.key, result.rows_out, result.seconds, batches)
-    return result
+    return score_file(lake.storage, spec, engine, obj, ctx, profile=profile or None, workers=batches)
 
 
 def _on_dask(lake: Lake, spec: ModelSpec, night: Night, ctx: RunContext) -> list[FileResult]:

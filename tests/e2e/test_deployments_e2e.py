@@ -165,7 +165,9 @@ def test_schedules_and_trigger_are_deployed(stack, repo_root):
         assert nightly.active
         assert scoring.global_concurrency_limit.limit == 1
         assert scoring.concurrency_options.collision_strategy == "ENQUEUE"
-        assert scoring.parameter_openapi_schema["properties"]["model"]["enum"] == ["churn"]
+        model = scoring.parameter_openapi_schema["properties"]["model"]
+        assert model["type"] == "string" and "models/" in model["description"]
+        assert "model" in scoring.parameter_openapi_schema["required"]
         assert scoring.parameter_openapi_schema["properties"]["run_date"]["anyOf"][0]["format"] == "date"
         assert scoring.job_variables["env"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
         [pull] = scoring.pull_steps

@@ -321,7 +321,8 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     import yaml
 
     from mlbatch.specs import load_spec
-    from mlbatch.training import predict_scores
+    from mlbatch.engines import pipeline_scores
+    from mlbatch.features import model_input
 
     doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
     doc["name"] = "churn_native"
@@ -334,7 +335,7 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     version = install_champion(settings, start=TRAIN_START, model="churn_native")
     pipeline = Registry(storage, "churn_native").load(version)
     _night(settings, rows=5_000, files=1)
-    monkeypatch.setattr("flows.score.PROGRESS_EVERY", 0.0)  # report at every file, however short the night
+    monkeypatch.setattr("tasks.artifacts.PROGRESS_EVERY", 0.0)  # report at every file, however short the night
 
     state = score(model="churn_native", run_date=DAY, return_state=True)
 
@@ -350,19 +351,16 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     assert meta.num_row_groups == 1, "five 1,000-row batches are written as one row group, not five"
     scored = pq.read_table(path, columns=["customer_id", "score"]).to_pandas()
     raw = pd.read_parquet(f"{settings.storage_root}/raw/churn/dt={DAY}")
-    expected = pd.Series(predict_scores(pipeline, raw, spec), index=raw["customer_id"])
+    expected = pd.Series(pipeline_scores(pipeline, model_input(raw, spec), spec), index=raw["customer_id"])
     assert scored["score"].tolist() == pytest.approx(expected[scored["customer_id"]].tolist(), abs=1e-12)
 
 
-@pytest.mark.parametrize("files_at_once, batches_at_once, tasks", [(2, 1, 2), (1, 3, 1)])
+@pytest.mark.parametrize("files_at_once, batches_at_once", [(2, 1), (1, 3)])
 def test_files_or_batches_scored_in_parallel_publish_what_one_at_a_time_publishes(
-    local_flow_settings, tmp_path, monkeypatch, files_at_once, batches_at_once, tasks
+    local_flow_settings, tmp_path, monkeypatch, files_at_once, batches_at_once
 ):
-    """``MLBATCH_MAX_WORKERS``, ``MLBATCH_BATCH_WORKERS`` and ``MLBATCH_TASK_MIN_BYTES`` change how a night is scored,
-    never what is published.
-
-    The three small files are one task when one file is scored at a time and two tasks when two are (each lane
-    gets work); the baseline makes a task per file (``MLBATCH_TASK_MIN_BYTES=0``).
+    """``MLBATCH_TUNING__MAX_WORKERS`` and ``MLBATCH_TUNING__BATCH_WORKERS`` change how a night is scored, never what
+    is published; the night is one task whatever the plan (its files are scored on the task's own threads).
     """
     import yaml
 
@@ -375,16 +373,12 @@ def test_files_or_batches_scored_in_parallel_publish_what_one_at_a_time_publishe
     _night(settings, rows=rows)
 
     published = []
-    for files, batches, min_bytes, task_runs in ((1, 1, 0, FILES), (files_at_once, batches_at_once, None, tasks)):
-        monkeypatch.setenv("MLBATCH_MAX_WORKERS", str(files))
-        monkeypatch.setenv("MLBATCH_BATCH_WORKERS", str(batches))
-        if min_bytes is None:
-            monkeypatch.delenv("MLBATCH_TASK_MIN_BYTES", raising=False)
-        else:
-            monkeypatch.setenv("MLBATCH_TASK_MIN_BYTES", str(min_bytes))
+    for files, batches in ((1, 1), (files_at_once, batches_at_once)):
+        monkeypatch.setenv("MLBATCH_TUNING__MAX_WORKERS", str(files))
+        monkeypatch.setenv("MLBATCH_TUNING__BATCH_WORKERS", str(batches))
         state = score(model="churn", run_date=DAY, overwrite=True, return_state=True)
         assert state.is_completed(), state.message
-        assert _task_runs(_flow_run_id(state), "score-files") == task_runs
+        assert _task_runs(_flow_run_id(state), "score-night") == 1
         threads = predict_threads(files * batches)
         expected = (
             f"3 files: {files} at a time, {batches} batches of each at once, {threads} prediction threads per batch"
