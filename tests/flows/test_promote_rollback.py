@@ -69,7 +69,7 @@ def test_promote_then_rollback_restores_the_previous_champion_and_records_it(reg
         ("promote", 1, 2),
         ("rollback", 2, 1),
     ]
-    assert history[-1] == entry
+    assert history[-1].model_dump() == entry
     assert entry["reason"] == "v2 misbehaves in production"
     run_ids = {first["run_id"], second["run_id"], entry["run_id"]}
     assert len(run_ids) == 3 and "local" not in run_ids  # each entry names the flow run that made it

@@ -1,6 +1,6 @@
 """The scoring flow on a 2-worker process Dask ``LocalCluster`` gives the default runner's rows, row for row.
 
-Workers are separate processes: the engine, settings and run context travel
+Workers are separate processes: the engine, the lake (as its settings) and run context travel
 by pickle and every file is read and staged from a worker, so this also proves
 that nothing in a scoring task depends on the flow's process.
 """
@@ -42,10 +42,10 @@ def test_dask_runner_matches_the_default_runner(local_flow_settings, monkeypatch
     threads = score(model="churn", run_date=DAY)
     monkeypatch.setenv("MLBATCH_TASK_RUNNER", "dask")
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))  # workers report to this session's server
-    caplog.set_level(logging.INFO, logger="prefect.task_runner")
+    caplog.set_level(logging.INFO, logger="mlbatch.scoring.night")
     on_dask = score(model="churn", run_date=DASK_DAY)
 
-    assert any("Creating a new Dask cluster" in r.getMessage() for r in caplog.records), "the run did not use Dask"
+    assert any("on a new Dask LocalCluster" in r.getMessage() for r in caplog.records), "the run did not use Dask"
 
     assert threads["rows"] == on_dask["rows"] == ROWS
     pd.testing.assert_frame_equal(
