@@ -251,7 +251,8 @@ def test_gate_fails_when_too_many_rows_differ(churn_spec, fitted):
 
 
 def test_arrow_features_match_the_training_input(churn_spec):
-    """The engines read features straight from Arrow; they must see what training's model_input sees."""
+    """The engines read features straight from Arrow batches; training gives the same builder a pandas frame:
+    both must come out the same."""
     table = generate_day(DAY, 300, seed=3)
     monthly = table.column("monthly_charges").to_numpy(zero_copy_only=False).copy()
     monthly[:3] = [np.inf, -np.inf, np.nan]
@@ -262,7 +263,7 @@ def test_arrow_features_match_the_training_input(churn_spec):
     expected = model_input(table.to_pandas(), churn_spec)
     got = model_input(table, churn_spec)
     for col in churn_spec.features.numeric:
-        np.testing.assert_array_equal(got[col], expected[col].to_numpy())
+        np.testing.assert_array_equal(got[col], expected[col])
     for col in churn_spec.features.categorical:
         assert got[col].tolist() == expected[col].tolist()
 
@@ -301,7 +302,7 @@ def test_batches_scored_on_several_threads_stage_the_same_file_as_one_at_a_time(
         "score": build_profile(pd.DataFrame({"score": scores_of(engine, frame)}), ["score"], [])["score"],
     }
     ctx = RunContext(churn_spec.name, 1, "run-1", dt.datetime(2026, 3, 2, tzinfo=dt.UTC), DAY)
-    monkeypatch.setattr("mlbatch.scoring.ROW_GROUP_SIZE", 1000)
+    monkeypatch.setattr("mlbatch.scoring.stream.ROW_GROUP_SIZE", 1000)
 
     staged, results = [], []
     for batch_size, workers in ((128, 1), (128, 3), (700, 2)):
