@@ -170,7 +170,7 @@ def staleness_row(spec: ModelSpec, day: dt.date, version: int, card: ModelCard, 
     if not registered:
         raise MonitoringError(f"card of {spec.name} version {version} has no registered_at: cannot judge staleness")
     age = age_days(registered, now)
-    limit = float(spec.monitoring.maxage_days)
+    limit = float(spec.monitoring.max_age_days)
     return Row.of(day, version, MODEL, "age_days", round(age, 3), limit, ALERT if age > limit else OK)
 
 

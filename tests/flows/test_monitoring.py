@@ -50,6 +50,7 @@ from mlbatch.profiles import (
     category_counts,
     numeric_profile,
 )
+from mlbatch.records import ModelCard
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
 from mlbatch.scoring import read_manifest, read_predictions
@@ -183,7 +184,7 @@ def test_realized_performance_is_judged_against_the_holdout(churn_spec, auc_drop
 @pytest.mark.parametrize(("age_days", "expected"), [(0, OK), (42, OK), (42.5, ALERT), (400, ALERT)])
 def test_staleness_alerts_past_the_maximum_age(churn_spec, age_days, expected):
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
-    card = {"registered_at": (now - dt.timedelta(days=age_days)).isoformat()}
+    card = ModelCard(model="churn", version=4, registered_at=(now - dt.timedelta(days=age_days)).isoformat())
     row = staleness_row(_spec(churn_spec, max_age_days=42), dt.date(2026, 5, 31), 4, card, now)
     assert (row.value, row.threshold, row.verdict) == (pytest.approx(age_days), 42, expected)
     assert alert_reasons([row]) == ([] if expected == OK else [f"2026-05-31: {row_reason(row)}"])
@@ -204,7 +205,7 @@ def test_a_recent_retrain_holds_back_the_retrain_event(storage, churn_spec, cool
     registry = Registry(storage, "churn")
     for age in ages_days:
         version = registry.register(b"model", {"metrics": {}})
-        card = {**registry.card(version), "registered_at": (now - dt.timedelta(days=age)).isoformat()}
+        card = {**registry.card(version).to_json(), "registered_at": (now - dt.timedelta(days=age)).isoformat()}
         storage.write_json(registry.card_key(version), card)  # register() stamps the wall clock; the test's clock
     # a number claimed by a run that died before its card is skipped, not taken for the newest retrain
     storage.write_bytes(join(registry.version_prefix(len(ages_days) + 1), "model.joblib"), b"partial")

@@ -17,6 +17,7 @@ from tests_support import small_retrain_lake, storage_of
 
 from flows.retrain import retrain
 from mlbatch.errors import ConflictError
+from mlbatch.records import HistoryEntry
 from mlbatch.registry import VALIDATED, Registry, serialize_model
 
 ARTIFACT = serialize_model(LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1]))
@@ -62,7 +63,7 @@ def test_two_promotions_from_the_same_champion_exactly_one_lands(storage, round_
 
     results = _race(2, lambda i: registry.promote((v2, v3)[i], f"writer {i}", f"run-{i + 1}", expected_champion=v1))
 
-    winners = [r for r in results if isinstance(r, dict)]
+    winners = [r for r in results if isinstance(r, HistoryEntry)]
     losers = [r for r in results if isinstance(r, Exception)]
     assert len(winners) == 1 and len(losers) == 1, results
     assert isinstance(losers[0], ConflictError)
@@ -110,7 +111,7 @@ def test_two_rollbacks_at_once_pop_one_champion(storage):
 
     results = _race(2, lambda i: registry.rollback(f"rollback {i}", f"run-{i}"))
 
-    assert sum(isinstance(r, dict) for r in results) == 1, results
+    assert sum(isinstance(r, HistoryEntry) for r in results) == 1, results
     assert sum(isinstance(r, ConflictError) for r in results) == 1, results
     assert registry.champion() == v2  # one step back, not two
     assert [e["action"] for e in registry.history()] == ["promote", "promote", "promote", "rollback"]

@@ -320,9 +320,9 @@ def test_native_categorical_model_with_an_underscore_name_is_published(local_flo
     """A spec named ``churn_native`` (artifact keys allow no ``_``) on native categoricals, in small batches."""
     import yaml
 
-    from mlbatch.specs import load_spec
     from mlbatch.engines import pipeline_scores
     from mlbatch.features import model_input
+    from mlbatch.specs import load_spec
 
     doc = yaml.safe_load((local_flow_settings.models_dir / "churn.yaml").read_text())
     doc["name"] = "churn_native"
