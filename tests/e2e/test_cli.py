@@ -183,7 +183,7 @@ def test_card_shows_the_champion_and_its_verdict(cli: dict):
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     registry = Registry(storage_of(cli["settings"]), "churn")
-    stored = registry.card(1)
+    stored = registry.card(1).model_dump(mode="json")
     assert shown["card"]["version"] == 1
     assert shown["card"]["files"] == stored["files"]
     assert shown["card"]["metrics"] == stored["metrics"]
