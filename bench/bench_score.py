@@ -184,7 +184,7 @@ def _session_run(scorer: Any, feeds: dict) -> Any:
 
     scorer.open()
     (result,) = scorer._session.run([scorer._output], feeds)
-    return positive_scores(result, len(result))
+    return positive_scores(result, len(result)) if scorer.spec.task == "binary" else result.ravel()
 
 
 def run_predict(work: Path, model: str, engine: str) -> dict:
