@@ -24,12 +24,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import benchjson  # noqa: E402
-from mlbatch import retraining, scoring  # noqa: E402
+from mlbatch import retraining  # noqa: E402
 from mlbatch.engines import SklearnEngine  # noqa: E402
-from mlbatch.features import arrow_features  # noqa: E402
+from mlbatch.features import model_input  # noqa: E402
 from mlbatch.partitions import partition_files  # noqa: E402
 from mlbatch.profiles import ProfileAccumulator  # noqa: E402
 from mlbatch.sampledata import SampleConfig, write_sample  # noqa: E402
+from mlbatch.scoring.night import apply_memory_pool  # noqa: E402
+from mlbatch.scoring.stream import RunContext, profile_columns, score_file  # noqa: E402
+from mlbatch.settings import Settings  # noqa: E402
 from mlbatch.specs import load_spec  # noqa: E402
 from mlbatch.storage import LocalStorage  # noqa: E402
 from mlbatch.training import load_window  # noqa: E402
@@ -48,6 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     spec = load_spec(REPO / "models" / "churn.yaml")
+    apply_memory_pool(Settings(_env_file=None).tuning.memory_pool)  # the allocator a scoring run sets first
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
         storage = LocalStorage(tmp)
         write_sample(storage, SampleConfig(start=TRAIN_START, days=TRAIN_DAYS, rows_per_day=5_000))
@@ -58,12 +62,12 @@ def main() -> None:
         profile = retraining.build_card(spec, data, candidate, champion, "bench", [])["profile"]
         engine = SklearnEngine(candidate.pipeline, spec)
         files = partition_files(storage, spec, SCORE_DAY)
-        ctx = scoring.RunContext(spec.name, 1, "bench", dt.datetime.now(dt.UTC), SCORE_DAY)
+        ctx = RunContext(spec.name, 1, "bench", dt.datetime.now(dt.UTC), SCORE_DAY)
 
         def run(with_stats: bool) -> tuple[float, float]:
             wall, cpu = time.perf_counter(), time.process_time()
             for obj in files:
-                result = scoring.score_file(storage, spec, engine, obj, ctx, profile=profile if with_stats else None)
+                result = score_file(storage, spec, engine, obj, ctx, profile=profile if with_stats else None)
                 assert result.error is None, result.error
                 assert bool(result.stats) == with_stats
             return time.perf_counter() - wall, time.process_time() - cpu
@@ -80,10 +84,10 @@ def main() -> None:
             for batch in storage.parquet_file(obj.key).iter_batches(
                 batch_size=spec.scoring.batch_size or engine.batch_rows, columns=spec.input_columns
             ):
-                features = arrow_features(batch, spec)
+                features = model_input(batch, spec)
                 scores = np.random.default_rng(0).random(batch.num_rows)
                 start = time.perf_counter()
-                acc.update(scoring.profile_columns(batch, features, spec), scores)
+                acc.update(profile_columns(batch, features, spec), scores)
                 acc_seconds += time.perf_counter() - start
 
     # the fastest run of each mode: on a shared machine the slower runs measure the neighbours, not this code

@@ -2,8 +2,8 @@
 
 Why a separate script: the engines differ by 2-3x on tree ensembles and the
 choice of batch size and threads matters, so docs/performance.md's numbers must come
-from the code that scores a night (``scoring.score_file``: Parquet in, staged
-Parquet out, profile stats), not from a bare ``predict_proba`` call. Each
+from the code that scores a night (``scoring.stream.score_file``: Parquet in,
+staged Parquet out, profile stats), not from a bare ``predict_proba`` call. Each
 variant runs in its own process so peak RSS is its own.
 
     python bench/bench_engines.py                # 1M rows, 8 files, the example spec (models/churn.yaml)
@@ -28,11 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench import benchjson  # noqa: E402
 from bench.champions import gated_version  # noqa: E402
-from mlbatch import scoring  # noqa: E402
 from mlbatch.engines import OnnxEngine, SklearnEngine, select_engine  # noqa: E402
+from mlbatch.lake import Lake  # noqa: E402
 from mlbatch.partitions import partition_files  # noqa: E402
-from mlbatch.registry import Registry  # noqa: E402
 from mlbatch.sampledata import SampleConfig, write_sample  # noqa: E402
+from mlbatch.scoring.night import apply_memory_pool  # noqa: E402
+from mlbatch.scoring.stream import RunContext, score_file  # noqa: E402
 from mlbatch.settings import Settings  # noqa: E402
 from mlbatch.specs import load_spec  # noqa: E402
 
@@ -60,33 +61,37 @@ def peak_rss_mb() -> float:
 
 def prepare(lake: Path, rows: int, files: int) -> dict:
     """Train the example spec on 60 days, register it with its ONNX graph and gate, write one night to score."""
-    settings = Settings(_env_file=None, storage_root=str(lake), models_dir=ROOT / "models")
-    storage = settings.storage()
+    opened = _lake(lake)
     spec = load_spec(ROOT / "models" / "churn.yaml")
-    write_sample(storage, SampleConfig(start=TRAIN_START, days=spec.training.window_days, rows_per_day=500))
-    made = gated_version(storage, spec, TRAIN_START + dt.timedelta(days=spec.training.window_days), promote=False)
-    write_sample(storage, SampleConfig(start=DAY, days=1, rows_per_day=rows, files_per_day=files, seed=7))
-    return {"version": made.version, "gate": made.gate["detail"], "onnx_bytes": made.card["onnx"]["size"]}
+    write_sample(opened.storage, SampleConfig(start=TRAIN_START, days=spec.training.window_days, rows_per_day=500))
+    made = gated_version(opened, spec, TRAIN_START + dt.timedelta(days=spec.training.window_days), promote=False)
+    write_sample(opened.storage, SampleConfig(start=DAY, days=1, rows_per_day=rows, files_per_day=files, seed=7))
+    return {"version": made.version, "gate": made.gate.detail, "onnx_bytes": made.card["onnx"]["size"]}
+
+
+def _lake(root: Path) -> Lake:
+    return Lake(Settings(_env_file=None, storage_root=str(root), models_dir=ROOT / "models"))
 
 
 def run_variant(
     lake: Path, version: int, engine_name: str, threads: int, batch: int, spinning: bool, kernel: str
 ) -> dict:
     """Score every file of the night with one engine, as one scoring task does per file."""
-    settings = Settings(_env_file=None, storage_root=str(lake), models_dir=ROOT / "models")
-    storage = settings.storage()
+    opened = _lake(lake)
+    apply_memory_pool(opened.settings.tuning.memory_pool)  # the allocator a scoring run sets before its files
+    storage = opened.storage
     spec = load_spec(ROOT / "models" / "churn.yaml")
-    registry = Registry(storage, spec.name)
+    registry = opened.registry(spec.name)
     engine = select_engine(registry, version, spec, engine_name, threads=threads or None)  # type: ignore[arg-type]
     if isinstance(engine, OnnxEngine):
         engine = OnnxEngine(engine.model, spec, threads or None, spinning=spinning, kernel=kernel)  # type: ignore[arg-type]
     assert isinstance(engine, OnnxEngine if engine_name == "onnx" else SklearnEngine)
-    profile = registry.card(version)["profile"]  # as the score flow passes it: drift stats are part of the cost
-    ctx = scoring.RunContext(spec.name, version, f"bench-{engine_name}", dt.datetime.now(dt.UTC), DAY)
+    profile = registry.card(version).profile  # as the score flow passes it: drift stats are part of the cost
+    ctx = RunContext(spec.name, version, f"bench-{engine_name}", dt.datetime.now(dt.UTC), DAY)
     start = time.perf_counter()
     rows = 0
     for obj in partition_files(storage, spec, DAY):
-        result = scoring.score_file(storage, spec, engine, obj, ctx, profile=profile, batch_size=batch)
+        result = score_file(storage, spec, engine, obj, ctx, profile=profile, batch_size=batch)
         if result.error:
             raise RuntimeError(result.error)
         rows += result.rows_out

@@ -25,10 +25,11 @@ that process tree (psutil) for its peak:
   core, each a one-thread engine scoring its slice in batches of the engine's batch size, timed on a second pass
   after an untimed one. Not the floor (the floor is the issue's: one call on the rows in memory, in a cold
   process); what the model alone costs the flow, so the gap between it and ``flow`` is the flow's own work;
-- ``flow:<engine>``: the Prefect ``score`` flow (``MLBATCH_ENGINE``), run as a worker runs it: a process of its
-  own talking to a Prefect server started once for the benchmark (the server's RSS is shown apart, not added);
+- ``flow:<engine>``: the Prefect ``score`` flow (its ``engine`` parameter), run as a worker runs it: a process of
+  its own talking to a Prefect server started once for the benchmark (the server's RSS is shown apart, not added);
   rows/s from the manifest's ``started_at`` to ``published_at``;
-- ``core:<engine>``: the flow's scoring path without Prefect (``scoring.score_file`` per file, then publish);
+- ``core:<engine>``: the flow's scoring path without Prefect (``scoring.night.prepare_night`` before the clock,
+  then ``score_night``: claim the date, score the files on the planned threads, publish);
 - ``bare:<engine>``: the loop a user would write: pyarrow batches of 131,072 rows -> engine -> ``ParquetWriter``;
 - ``dask``: what dask-ml's ``ParallelPostFit.predict_proba`` does (``map_partitions`` of ``predict_proba``) with
   ``dask.dataframe`` on a ``LocalCluster`` of 2 worker processes, writing with ``to_parquet``;
@@ -116,15 +117,15 @@ def prepare(
     import yaml
 
     from bench.champions import gated_version
-    from mlbatch.registry import Registry
+    from mlbatch.engines import ONNX_GATE
+    from mlbatch.lake import Lake
     from mlbatch.sampledata import SampleConfig, write_sample
-    from mlbatch.settings import Settings
     from mlbatch.specs import load_spec
 
     models = work / "models"
     models.mkdir(parents=True, exist_ok=True)
-    settings = Settings(_env_file=None, storage_root=str(work / "lake"), models_dir=models)
-    storage = settings.storage()
+    lake = Lake(_settings(work))
+    storage = lake.storage
     if not storage.exists(f"raw/churn/dt={DAY}/part-00000.parquet"):
         days = (DAY - TRAIN_START).days
         write_sample(storage, SampleConfig(start=TRAIN_START, days=days, rows_per_day=train_rows_per_day))
@@ -137,12 +138,12 @@ def prepare(
         path = models / f"{doc['name']}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         spec = load_spec(path)
-        registry = Registry(storage, spec.name)
+        registry = lake.registry(spec.name)
         if registry.champion() is None:
-            gated_version(storage, spec, DAY, promote=True)
+            gated_version(lake, spec, DAY, promote=True)
         version = registry.champion()
-        gate = next(g for g in registry.verdict(version)["gates"] if g["gate"] == "onnx_equivalence")
-        info[shape] = {"model": spec.name, "version": version, "onnx_gate": gate["detail"], "onnx": gate["passed"]}
+        gate = registry.verdict(version).gate(ONNX_GATE)
+        info[shape] = {"model": spec.name, "version": version, "onnx_gate": gate.detail, "onnx": gate.passed}
     return info
 
 
@@ -156,14 +157,14 @@ def _settings(work: Path):
 def _champion(work: Path, model: str, engine: str, threads: int | None = None):
     """The spec, the champion's card and its engine, loaded (checksum verified) before any clock starts."""
     from mlbatch.engines import select_engine
-    from mlbatch.registry import Registry
-    from mlbatch.specs import get_spec
+    from mlbatch.lake import Lake
 
-    settings = _settings(work)
-    spec = get_spec(settings.models_dir, model, resolve_estimator=False)  # as the score flow loads it
-    registry = Registry(settings.storage(), model)
+    lake = Lake(_settings(work))
+    spec = lake.spec(model)  # as the score flow loads it (estimator not imported)
+    registry = lake.registry(model)
     version = registry.champion()
-    scorer = select_engine(registry, version, spec, engine, threads=threads, kernel=settings.onnx_kernel)  # type: ignore[arg-type]
+    kernel = lake.settings.tuning.onnx_kernel
+    scorer = select_engine(registry, version, spec, engine, threads=threads, kernel=kernel)  # type: ignore[arg-type]
     return spec, registry.card(version), scorer
 
 
@@ -171,14 +172,29 @@ def _inputs(work: Path) -> list[Path]:
     return sorted((work / "lake" / "raw" / "churn" / f"dt={DAY}").glob("*.parquet"))
 
 
+def _session_run(scorer: Any, feeds: dict) -> Any:
+    """The ONNX engine's session on feeds built before the clock: the model's own time, without building them.
+
+    Why not ``Engine.score``: it also turns features into feeds (a float32
+    copy of every numeric column), which is input preparation, not the model;
+    the floor has always been the session alone. The engine has no public
+    call for prepared feeds, so this reads its session after ``open``.
+    """
+    from mlbatch.engines.base import positive_scores
+
+    scorer.open()
+    (result,) = scorer._session.run([scorer._output], feeds)
+    return positive_scores(result, len(result)) if scorer.spec.task == "binary" else result.ravel()
+
+
 def run_predict(work: Path, model: str, engine: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from mlbatch.onnx_export import frame_feeds
-    from mlbatch.training import model_input
+    from mlbatch.engines.onnx_runtime import onnx_feeds
+    from mlbatch.features import model_frame, model_input
 
-    sliced = engine == "onnx" and _settings(work).onnx_kernel == "onnx-extended"
+    sliced = engine == "onnx" and _settings(work).tuning.onnx_kernel == "onnx-extended"
     spec, _, scorer = _champion(work, model, engine, threads=1 if sliced else None)
     frame = pd.read_parquet(work / "lake" / "raw" / "churn" / f"dt={DAY}", columns=spec.input_columns)
     if sliced:
@@ -187,20 +203,21 @@ def run_predict(work: Path, model: str, engine: str) -> dict:
         # one call on every core, ONNX Runtime's own kernel splitting it over its pool
         from concurrent.futures import ThreadPoolExecutor
 
-        feeds = frame_feeds(frame, spec)
-        scorer._run({k: v[:10] for k, v in feeds.items()})  # open the session before the clock
+        feeds = onnx_feeds(model_input(frame, spec), spec)
+        _session_run(scorer, {k: v[:10] for k, v in feeds.items()})  # open the session before the clock
         cores = os.cpu_count() or 1
         bounds = np.linspace(0, len(frame), cores + 1, dtype=int)
         slices = [{k: v[a:b] for k, v in feeds.items()} for a, b in itertools.pairwise(bounds)]
         clock = time.perf_counter()
         with ThreadPoolExecutor(cores) as pool:
-            list(pool.map(scorer._run, slices))
+            list(pool.map(lambda part: _session_run(scorer, part), slices))
     elif engine == "onnx":
-        feeds = frame_feeds(frame, spec)
+        feeds = onnx_feeds(model_input(frame, spec), spec)
+        scorer.open()
         clock = time.perf_counter()
-        scorer._run(feeds)
+        _session_run(scorer, feeds)
     else:
-        features = model_input(frame, spec)
+        features = model_frame(frame, spec)
         clock = time.perf_counter()
         scorer.pipeline.predict_proba(features)
     return {"rows": len(frame), "seconds": time.perf_counter() - clock}
@@ -218,23 +235,25 @@ def run_batched(work: Path, model: str, engine: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from mlbatch.onnx_export import frame_feeds
-    from mlbatch.training import model_input
+    from mlbatch.engines.onnx_runtime import onnx_feeds
+    from mlbatch.features import model_frame, model_input
 
     spec, _, scorer = _champion(work, model, engine, threads=1)
     frame = pd.read_parquet(work / "lake" / "raw" / "churn" / f"dt={DAY}", columns=spec.input_columns)
     rows = spec.scoring.batch_size or scorer.batch_rows
     if engine == "onnx":
-        feeds = frame_feeds(frame, spec)
+        feeds = onnx_feeds(model_input(frame, spec), spec)
         calls = [{k: v[a : a + rows] for k, v in feeds.items()} for a in range(0, len(frame), rows)]
-        call = scorer._run
+
+        def call(part: dict) -> None:
+            _session_run(scorer, part)
     else:
-        features = model_input(frame, spec)
+        features = model_frame(frame, spec)
         calls = [features.iloc[a : a + rows] for a in range(0, len(frame), rows)]
 
         def call(part: pd.DataFrame) -> None:
             with scorer._limited():  # one OpenMP thread in this lane, as the flow's batches run
-                scorer._predict(part)
+                scorer.pipeline.predict_proba(part)
 
     lanes = os.cpu_count() or 1
     bounds = np.linspace(0, len(calls), lanes + 1, dtype=int)
@@ -251,45 +270,34 @@ def run_batched(work: Path, model: str, engine: str) -> dict:
 
 
 def run_flow(work: Path, model: str, engine: str) -> dict:
-    os.environ.update({**_settings(work).as_env(), "MLBATCH_ENGINE": engine, "PREFECT_LOGGING_LEVEL": "WARNING"})
+    from flows.common import bound_lake
     from flows.score import score
+    from mlbatch.lake import Lake
     from mlbatch.scoring import read_manifest
 
-    score(model=model, run_date=DAY, overwrite=True)
-    manifest = read_manifest(_settings(work).storage(), model, DAY)
+    # bound as the mlbatch command binds its lake; a worker's run builds the same lake from its environment
+    with bound_lake(Lake(_settings(work))) as lake:
+        score(model=model, run_date=DAY, overwrite=True, engine=engine)
+    manifest = read_manifest(lake.storage, model, DAY)
     seconds = (
-        dt.datetime.fromisoformat(manifest["published_at"]) - dt.datetime.fromisoformat(manifest["started_at"])
+        dt.datetime.fromisoformat(manifest.published_at) - dt.datetime.fromisoformat(manifest.started_at)
     ).total_seconds()
-    return {"rows": manifest["rows_out"], "seconds": seconds, "engines": manifest["engines"]}
+    return {"rows": manifest.rows_out, "seconds": seconds, "engines": manifest.engines}
 
 
 def run_core(work: Path, model: str, engine: str) -> dict:
-    from concurrent.futures import ThreadPoolExecutor
+    from mlbatch.lake import Lake
+    from mlbatch.scoring.night import prepare_night, score_night
 
-    from mlbatch import scoring
-    from mlbatch.parallel import Parallelism
-    from mlbatch.partitions import partition_files
-
-    settings = _settings(work)
-    storage = settings.storage()
-    plan = Parallelism.from_settings(settings, engine)
-    spec, card, scorer = _champion(work, model, engine, plan.threads)
-    scorer.open()  # as the flow does, before its lease and its clock
-    started = dt.datetime.now(dt.UTC)
+    lake = Lake(_settings(work))
+    spec = lake.spec(model)
+    # the version, the files, the plan of the cores and the opened engine: as the flow does, before its clock
+    night = prepare_night(lake, spec, DAY, version=None, engine=engine, cores=None, overwrite=True)  # type: ignore[arg-type]
     clock = time.perf_counter()
-    ctx = scoring.RunContext(model, card["version"], "bench-core", started, DAY)
-    files = partition_files(storage, spec, DAY)
-    with ThreadPoolExecutor(plan.files or 1) as pool:
-        results = list(
-            pool.map(
-                lambda obj: scoring.score_file(
-                    storage, spec, scorer, obj, ctx, profile=card.get("profile"), workers=plan.batches
-                ),
-                files,
-            )
-        )
-    manifest = scoring.publish(storage, spec, ctx, results, overwrite=True, started_at=started)
-    return {"rows": manifest["rows_out"], "seconds": time.perf_counter() - clock, "engines": manifest["engines"]}
+    manifest = score_night(lake, spec, night, "bench-core").manifest
+    seconds = time.perf_counter() - clock
+    assert manifest is not None, night.skip
+    return {"rows": manifest.rows_out, "seconds": seconds, "engines": manifest.engines}
 
 
 def _output_dir(work: Path, name: str) -> Path:
@@ -302,6 +310,8 @@ def _output_dir(work: Path, name: str) -> Path:
 def run_bare(work: Path, model: str, engine: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from mlbatch.features import model_input
 
     spec, _, scorer = _champion(work, model, engine)
     out = _output_dir(work, f"bare-{model}-{engine}")
@@ -320,13 +330,13 @@ def run_bare(work: Path, model: str, engine: str) -> dict:
 def run_naive(work: Path, model: str, engine: str) -> dict:
     import pandas as pd
 
-    from mlbatch.training import model_input
+    from mlbatch.features import model_frame
 
     spec, _, scorer = _champion(work, model, "sklearn")
     clock = time.perf_counter()
     frame = pd.read_parquet(work / "lake" / "raw" / "churn" / f"dt={DAY}")
     out = frame[["customer_id"]].copy()
-    out["score"] = scorer.pipeline.predict_proba(model_input(frame, spec))[:, 1]
+    out["score"] = scorer.pipeline.predict_proba(model_frame(frame, spec))[:, 1]
     out.to_parquet(work / f"naive-{model}.parquet", compression="zstd")
     return {"rows": len(out), "seconds": time.perf_counter() - clock}
 
@@ -337,14 +347,14 @@ def run_dask(work: Path, model: str, engine: str) -> dict:
     import pyarrow.parquet as pq
     from distributed import Client, LocalCluster
 
-    from mlbatch.training import model_input
+    from mlbatch.features import model_frame
 
     spec, _, scorer = _champion(work, model, "sklearn")
     pipeline = scorer.pipeline
     out = work / f"dask-{model}"
 
     def score(part: pd.DataFrame) -> pd.DataFrame:
-        proba = pipeline.predict_proba(model_input(part, spec))[:, 1]
+        proba = pipeline.predict_proba(model_frame(part, spec))[:, 1]
         return pd.DataFrame({"customer_id": part["customer_id"].to_numpy(), "score": proba})
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -361,9 +371,9 @@ def run_dask(work: Path, model: str, engine: str) -> dict:
 def run_io(work: Path, model: str, engine: str) -> dict:
     import pyarrow.parquet as pq
 
-    from mlbatch.specs import get_spec
+    from mlbatch.lake import Lake
 
-    spec = get_spec(work / "models", model, resolve_estimator=False)
+    spec = Lake(_settings(work)).spec(model)
     out = _output_dir(work, f"io-{model}")
     clock = time.perf_counter()
     rows = 0
@@ -626,7 +636,7 @@ def main() -> int:
         "--onnx-kernel",
         choices=["onnx-extended", "onnxruntime"],
         default="onnx-extended",
-        help="tree kernel of the onnx variants (MLBATCH_ONNX_KERNEL)",
+        help="tree kernel of the onnx variants (MLBATCH_TUNING__ONNX_KERNEL)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
@@ -659,8 +669,15 @@ def main() -> int:
         "PREFECT_HOME": str(work / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
-        "MLBATCH_ONNX_KERNEL": args.onnx_kernel,
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "MLBATCH_TUNING__ONNX_KERNEL": args.onnx_kernel,
     }
+    # the flow scores on the tuning's allocator (jemalloc unless MLBATCH_TUNING__MEMORY_POOL says otherwise); every
+    # other variant, and Dask's worker processes, get the same one through pyarrow's own variable, so no variant is
+    # compared with another on a different allocator
+    pool = _settings(work).tuning.memory_pool
+    if pool != "default":
+        env.setdefault("ARROW_DEFAULT_MEMORY_POOL", pool)
     import psutil
 
     server = None

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import benchjson
 from mlbatch import gates, retraining
-from mlbatch.registry import Registry, serialize_model
+from mlbatch.lake import Lake
+from mlbatch.registry import serialize_model
 from mlbatch.sampledata import SampleConfig, write_sample
 from mlbatch.settings import Settings
-from mlbatch.specs import get_spec
 from mlbatch.training import load_window
 
 START = dt.date(2026, 1, 1)
@@ -62,12 +62,13 @@ class PeakRss:
 def run(rows: int, model: str, models_dir: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="mlbatch-bench-") as tmp:
         settings = Settings(_env_file=None, storage_root=str(Path(tmp) / "lake"), models_dir=models_dir)
-        storage = settings.storage()
-        spec = get_spec(models_dir, model)
+        lake = Lake(settings)
+        storage = lake.storage
+        spec = lake.spec(model, resolve_estimator=True)  # as the retrain flow loads it
         days = spec.training.window_days
         as_of = START + dt.timedelta(days=days)
         write_sample(storage, SampleConfig(start=START, days=days, rows_per_day=math.ceil(rows / days)))
-        registry = Registry(storage, spec.name)
+        registry = lake.registry(spec.name)
         timings: dict[str, float] = {}
         with PeakRss() as rss:
             rss.reset()

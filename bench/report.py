@@ -66,7 +66,7 @@ polls the resident memory of that process tree:
 | `predict:<engine>` | the engine on every row already in memory, features built before the clock: **the floor** each variant of that engine is divided by |
 | `batched:<engine>` | the same engine on the same in-memory features in the flow's own call sizes, one lane per core: what the model alone costs the flow |
 | `flow:<engine>` | the Prefect `score` flow in its own process, talking to a Prefect server started once for the benchmark, as a worker's flow run does (the server is not in the flow's memory); rows/s from the manifest's `started_at` to `published_at` |
-| `core:<engine>` | the flow's scoring path without Prefect (the library's per-file scoring, then publication) |
+| `core:<engine>` | the flow's scoring path without Prefect (the library's night: its files on the planned threads, then publication) |
 | `bare:<engine>` | the loop a user would write: pyarrow batches of 131,072 rows → engine → `ParquetWriter` |
 | `dask` | what dask-ml's `ParallelPostFit.predict_proba` does (`map_partitions` of `predict_proba`) on a 2-process local Dask cluster |
 | `naive` | `pd.read_parquet` of everything → `predict_proba` → `to_parquet` |
@@ -112,19 +112,17 @@ TUNING = """\
 
 These settings change how a night is scored, never what is published: the same rows, in the same order, in the
 same row groups (`tests/flows/test_score_flow.py`, `tests/flows/test_onnx.py`). Leave them unset unless a
-benchmark on your machine says otherwise. They are environment variables of the worker (or constructor arguments
-of `Settings`); after the settings redesign they live in the nested group `settings.tuning` and are spelled
-`MLBATCH_TUNING__<NAME>` (for example `MLBATCH_TUNING__MAX_WORKERS`).
+benchmark on your machine says otherwise. They are the nested group `settings.tuning` (`mlbatch.settings.Tuning`):
+environment variables of the worker spelled `MLBATCH_TUNING__<NAME>`, or `Settings(tuning=Tuning(...))` in code.
 
 | setting | default | what it does |
 |---|---|---|
-| `MLBATCH_MAX_WORKERS` | ONNX Runtime: one per core; scikit-learn: 1 | files scored at once by the thread runner |
-| `MLBATCH_BATCH_WORKERS` | ONNX Runtime: 1; scikit-learn: one per core | batches of one file scored at once: the task's thread reads the next batch and writes finished ones in order while worker threads build features, predict and count statistics. Set only one of the two and the other fills the cores |
-| `MLBATCH_PREDICT_THREADS` | cores ÷ (files × batches) | threads of each prediction (OpenMP for scikit-learn, the ONNX Runtime pool); 1 on Dask workers |
-| `MLBATCH_TASK_MIN_BYTES` | 33554432 (32 MiB) | input bytes per Prefect task: smaller files are scored several to a `score-files` task; `0` makes a task per file (on Dask always one per file) |
-| `MLBATCH_ONNX_KERNEL` | `onnx-extended` | tree kernel of one-thread ONNX Runtime sessions; `onnxruntime` uses ONNX Runtime's own ([engines.md](engines.md#how-the-engines-run)) |
+| `MLBATCH_TUNING__MAX_WORKERS` | ONNX Runtime: one per core; scikit-learn: 1 | files scored at once by the thread runner |
+| `MLBATCH_TUNING__BATCH_WORKERS` | ONNX Runtime: 1; scikit-learn: one per core | batches of one file scored at once: the file's thread reads the next batch and writes finished ones in order while worker threads build features, predict and count statistics. Set only one of the two and the other fills the cores |
+| `MLBATCH_TUNING__PREDICT_THREADS` | cores ÷ (files × batches) | threads of each prediction (OpenMP for scikit-learn, the ONNX Runtime pool); 1 on Dask workers |
+| `MLBATCH_TUNING__ONNX_KERNEL` | `onnx-extended` | tree kernel of one-thread ONNX Runtime sessions; `onnxruntime` uses ONNX Runtime's own ([engines.md](engines.md#how-the-engines-run)) |
+| `MLBATCH_TUNING__MEMORY_POOL` | `jemalloc` | pyarrow's allocator while a night is scored, set when the run has claimed its date; `mimalloc` or `system` to compare, `default` leaves pyarrow's own choice |
 | `scoring.batch_size` (spec) | the engine's: 16,384 rows for ONNX Runtime, 8,192 for scikit-learn | rows per record batch; memory grows with it, the engine's fixed cost per call shrinks |
-| `ARROW_DEFAULT_MEMORY_POOL` | `jemalloc` (set when `mlbatch` is imported, unless already set) | pyarrow's allocator; `mimalloc` or `system` to compare. Read once when pyarrow loads, so set it before the process starts |
 
 "Cores" is the run's share: every core of the machine for `mlbatch score`, or a backfill date's share
 (`cores / dates at once`); `mlbatch score --cores N` plans for N.
@@ -136,12 +134,13 @@ idle the cores for a noticeable share of the night, so it scores one file per co
 one thread, at the cost of one more Parquet reader in memory. scikit-learn is slower, so the phases weigh less, and
 its engine is heavier in memory, so it keeps one file at a time with a batch per core.
 
-**Why files are grouped into tasks.** A Prefect task run costs CPU in the flow and on the server (its state changes
-are events the server records), taken from the cores scoring uses; on a night of thousands of small files that is
-minutes of orchestration and thousands of task runs in the UI. Each `score-files` task still logs every file it
-scores and quarantines bad files on their own, and a retry re-scores only its group. The groups are fixed before the
-night starts: their number is a multiple of the files scored at once and their lengths differ by one file at most,
-so no core idles while a last, lone group runs.
+**Why one task per night.** A Prefect task run costs CPU in the flow and on the server (its state changes are
+events the server records), taken from the cores scoring uses; on a night of thousands of small files a task per
+file would be minutes of orchestration and thousands of task runs in the UI. So a night's files are scored in one
+`score-night` task, on a thread pool of `MAX_WORKERS` files (or on a Dask cluster's workers, with
+`MLBATCH_TASK_RUNNER=dask`). The task still logs every file it scores, updates a progress artifact as files finish
+and quarantines bad files on their own; a retry after a storage error re-scores the night, each file overwriting its
+own staged output.
 
 **Why not more threads.** Two batches with every core each oversubscribe the machine, and OpenMP's barriers then
 wait on descheduled threads; the defaults give each prediction its share of the cores and no more.
@@ -150,7 +149,7 @@ wait on descheduled threads; the defaults give each prediction its share of the 
 engine; scikit-learn and SciPy only when scikit-learn scores) plus, per file in flight, its Parquet reader (a
 bounded read buffer and one decompressed page per column), the batches being read or scored and the row group
 being written. It does not grow with the rows of a night: compare the `flow` rows of runs at different sizes.
-To trade speed for memory: one batch at a time (`MLBATCH_BATCH_WORKERS=1`), or smaller batches."""
+To trade speed for memory: one batch at a time (`MLBATCH_TUNING__BATCH_WORKERS=1`), or smaller batches."""
 
 
 def render(paths: Iterable[Path]) -> str:
