@@ -192,7 +192,7 @@ def test_card_shows_the_champion_and_its_verdict(cli: dict):
     assert all(g["passed"] for g in shown["verdict"]["gates"])
 
     full = json.loads(_run(["card", "churn", "--version", "2", "--full"], cli["env"], cli["cwd"]).stdout)
-    assert full["card"] == registry.card(2)  # --full is the card as stored, profile included
+    assert full["card"] == registry.card(2).model_dump(mode="json")  # --full is the card as stored, profile included
     assert full["card"]["metrics"]["champion_version"] == 1
 
 
