@@ -16,7 +16,6 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-
 #: seconds a night runs before its first progress report, and between reports
 PROGRESS_EVERY = 5.0
 

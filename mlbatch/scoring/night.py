@@ -130,9 +130,7 @@ def prepare_night(
     return night
 
 
-def score_night(
-    lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_file: OnFile | None = None
-) -> NightResult:
+def score_night(lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_file: OnFile | None = None) -> NightResult:
     """Claim the date, score its files into staging, publish them all-or-nothing, release the date."""
     assert night.engine is not None and night.plan is not None and night.version is not None
     started = dt.datetime.now(dt.UTC)
