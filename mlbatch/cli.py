@@ -157,6 +157,15 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> Any:
     return {"champion": registry.champion(), "history": registry.history()}
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> Any:
+    from mlbatch.serving.config import ServeSettings
+    from mlbatch.serving.server import run
+
+    flags = {"host": args.host, "port": args.port, "workers": args.workers, "poll_seconds": args.poll_seconds}
+    run(settings, ServeSettings(**{k: v for k, v in flags.items() if v is not None}), args.models)
+    return None
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> Any:
     """Generate sample data, retrain (validate, gate, promote), score the next night, say where it is."""
     from flows.retrain import retrain
@@ -260,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rollback", cmd_rollback, "re-point the champion at the previous champion")
     p.add_argument("model")
     p.add_argument("--reason", required=True)
+
+    p = add("serve", cmd_serve, "serve the verified champions over HTTP, hot-swapped on promotion (docs/serving.md)")
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVE_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: MLBATCH_SERVE_PORT, else 8080)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="server processes (default: MLBATCH_SERVE_WORKERS, else 1)"
+    )
+    p.add_argument("--poll-seconds", type=float, default=None, help="seconds between champion checks (default 5)")
 
     p = add("versions", cmd_versions, "list a model's versions with status and metric")
     p.add_argument("model")
