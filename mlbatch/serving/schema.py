@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr, ValidationError
 from pydantic import create_model as create_pydantic_model
@@ -101,6 +102,12 @@ class RequestSchema:
             fields.setdefault(c, (StrictStr | None, Field(..., description=f"categorical feature ({TEXT})")))
         for c in columns.passthrough:
             fields.setdefault(c, (StrictStr | StrictInt | Number | StrictBool | None, Field(None)))
+        # the features as a nightly file types them; JSON true/false in a numeric feature convert to 1/0, as
+        # arrow_features casts a boolean column of a nightly file
+        self._features = pa.schema(
+            [pa.field(c, pa.float64()) for c in columns.numeric]
+            + [pa.field(c, pa.string()) for c in columns.categorical if c not in columns.numeric]
+        )
         name = "".join(part.capitalize() for part in columns.model.replace("-", "_").split("_"))
         self.row_model: type[BaseModel] = create_pydantic_model(
             f"{name}Row", __config__=ConfigDict(extra="forbid"), **fields
@@ -115,51 +122,75 @@ class RequestSchema:
     def parse_rows(self, body: bytes) -> pa.RecordBatch:
         """The rows of a ``{"rows": [...]}`` body as a record batch.
 
+        Checked by hand against the spec's columns rather than by the generated
+        row model (which documents the schema in OpenAPI): the same checks,
+        several times faster on a 1,000-row request, and one message per field.
+
         Raises:
             RequestError: 413 over ``max_rows``; 422 naming each bad row and field otherwise.
         """
         try:
-            request = self.predict_model.model_validate_json(body)
-        except ValidationError as exc:
-            raise self._rows_error(exc) from None
-        rows = request.rows  # type: ignore[attr-defined]
-        columns: dict[str, list[Any]] = {c: [getattr(r, c) for r in rows] for c in self.columns.all}
-        return self.to_batch(columns, lambda c, i: f"rows[{i}].{c}", len(rows), checked=True)
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise RequestError(422, [problem(f"body: not valid JSON ({exc})", field="body")]) from None
+        if type(doc) is not dict:
+            raise RequestError(422, [problem(f'body: expected an object {{"rows": [...]}}, got {_shown(doc)}')])
+        extra = [k for k in doc if k != "rows"]
+        problems = [problem(f'{k}: unknown field; expected only "rows"', field=k) for k in extra]
+        rows = doc.get("rows")
+        if "rows" not in doc:
+            problems.insert(
+                0, problem('rows: required field is missing; expected {"rows": [{...}, ...]}', field="rows")
+            )
+        elif type(rows) is not list:
+            problems.insert(0, problem(f"rows: expected a list of row objects, got {_shown(rows)}", field="rows"))
+        elif not rows:
+            problems.insert(0, problem("rows: expected at least one row", field="rows"))
+        elif len(rows) > self.max_rows:
+            raise RequestError(
+                413, [problem(f"rows: {len(rows)} rows, at most {self.max_rows} per request", field="rows")]
+            )
+        if problems:
+            raise RequestError(422, problems)
+        allowed = set(self.columns.all)
+        required = allowed - set(self.columns.passthrough)
+        for i, row in enumerate(rows):
+            if type(row) is not dict:
+                problems.append(problem(f"rows[{i}]: expected an object of fields, got {_shown(row)}", row=i))
+                continue
+            keys = row.keys()
+            if keys == allowed:
+                continue
+            for column in sorted(required - keys, key=self.columns.all.index):
+                expected = self.columns.expected(column)
+                message = f"rows[{i}].{column}: required field is missing; expected {expected}"
+                problems.append(problem(message, row=i, field=column, expected=expected))
+            for column in keys - allowed:
+                message = f"rows[{i}].{column}: unknown field; expected only {', '.join(self.columns.all)}"
+                problems.append(problem(message, row=i, field=column, expected="no such field"))
+            if len(problems) >= MAX_ERRORS:
+                break
+        if problems and any("row" not in p for p in problems):
+            raise RequestError(422, problems)
+        where = self._row_field
+        if problems:
+            rows = [r if type(r) is dict else {} for r in rows]
+        else:
+            try:  # the features in one pass of Arrow's converter; its refusals are explained by the checks below
+                features = pa.RecordBatch.from_pylist(rows, schema=self._features)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                features = None
+            if features is not None:
+                rest = [*self.columns.id_columns, *self.columns.passthrough]
+                columns = {c: [r.get(c) for r in rows] for c in rest}
+                prebuilt = {c: features.column(c) for c in features.schema.names}
+                return self.to_batch(columns, where, len(rows), prebuilt=prebuilt)
+        columns = {c: [r.get(c) for r in rows] for c in self.columns.all}
+        return self.to_batch(columns, where, len(rows), prior=problems)
 
-    def _rows_error(self, exc: ValidationError) -> RequestError:
-        problems = []
-        for err in exc.errors(include_url=False):
-            loc, kind = err["loc"], err["type"]
-            if loc == ("rows",) and kind == "too_long":
-                return RequestError(
-                    413,
-                    [problem(f"rows: {_count(err)} rows, at most {self.max_rows} per request", field="rows")],
-                )
-            if kind == "json_invalid":
-                problems.append(problem(f"body: not valid JSON ({err['msg']})", field="body"))
-            elif len(loc) >= 3 and loc[0] == "rows":
-                row, column = loc[1], str(loc[2])
-                got = "" if kind == "missing" else f", got {_shown(err.get('input'))}"
-                if kind == "extra_forbidden":
-                    message = f"rows[{row}].{column}: unknown field; expected only {', '.join(self.columns.all)}"
-                elif kind == "missing":
-                    message = (
-                        f"rows[{row}].{column}: required field is missing; expected {self.columns.expected(column)}"
-                    )
-                else:
-                    message = f"rows[{row}].{column}: expected {self.columns.expected(column)}{got}"
-                expected = "no such field" if kind == "extra_forbidden" else self.columns.expected(column)
-                if not any(p.get("row") == row and p.get("field") == column for p in problems):  # one per field
-                    problems.append(problem(message, row=row, field=column, expected=expected))
-            elif len(loc) == 2 and loc[0] == "rows":
-                problems.append(problem(f"rows[{loc[1]}]: expected an object of fields", row=loc[1]))
-            elif loc[:1] == ("rows",):
-                expected = "a non-empty list of row objects" if kind != "too_short" else "at least one row"
-                problems.append(problem(f"rows: expected {expected}", field="rows"))
-            else:
-                where = ".".join(str(p) for p in loc) or "body"
-                problems.append(problem(f'{where}: {err["msg"]}; expected {{"rows": [...]}}', field=where))
-        return RequestError(422, problems)
+    @staticmethod
+    def _row_field(column: str, row: int) -> str:
+        return f"rows[{row}].{column}"
 
     # ---- Open Inference Protocol -------------------------------------------------------------------
     def parse_infer(self, body: bytes) -> tuple[pa.RecordBatch, dict[str, Any]]:
@@ -246,39 +277,47 @@ class RequestSchema:
         return None
 
     # ---- both ------------------------------------------------------------------------------------
-    def to_batch(self, columns: dict[str, list[Any]], where: Any, n: int, *, checked: bool = False) -> pa.RecordBatch:
+    def to_batch(
+        self,
+        columns: dict[str, list[Any]],
+        where: Any,
+        n: int,
+        *,
+        prior: list[dict[str, Any]] | None = None,
+        prebuilt: dict[str, pa.Array] | None = None,
+    ) -> pa.RecordBatch:
         """Columns of Python values as the record batch a nightly input file gives, each element checked.
 
-        ``checked``: the values were validated already (the plain form's row model), so only the column types
-        are decided here.
+        ``prior``: problems found already (reported with these); ``prebuilt``: columns Arrow converted already.
         """
         arrays: dict[str, pa.Array] = {}
-        problems: list[dict[str, Any]] = []
+        problems: list[dict[str, Any]] = list(prior or [])
+        absent = {(p.get("row"), p.get("field")) for p in problems}  # missing fields are already reported
         for name in self.columns.all:
-            values = columns[name]
+            if prebuilt is not None and name in prebuilt:
+                arrays[name] = prebuilt[name]
+                continue
+            values = original = columns[name]
             if name in self.columns.id_columns:
-                bad = [] if checked else [j for j, v in enumerate(values) if type(v) not in (int, str)]
+                bad = [j for j, v in enumerate(values) if type(v) not in (int, str)]
                 kind = None if all(type(v) is int for v in values) else pa.string()
                 values = values if kind is None else [str(v) for v in values]
             elif name in self.columns.numeric:
-                bad = (
-                    []
-                    if checked
-                    else [j for j, v in enumerate(values) if v is not None and type(v) not in (int, float)]
-                )
+                bad = [j for j, v in enumerate(values) if v is not None and type(v) not in (int, float, bool)]
                 kind = pa.float64()
             elif name in self.columns.categorical:
-                bad = [] if checked else [j for j, v in enumerate(values) if v is not None and type(v) is not str]
+                bad = [j for j, v in enumerate(values) if v is not None and type(v) is not str]
                 kind = pa.string()
             else:
                 bad = [j for j, v in enumerate(values) if v is not None and type(v) not in (int, float, str, bool)]
                 kinds = {type(v) for v in values if v is not None}
                 kind = None if len(kinds) <= 1 else pa.string()
                 values = values if kind is None else [None if v is None else str(v) for v in values]
+            bad = [j for j in bad if (j, name) not in absent] if absent else bad
             for j in bad[:MAX_ERRORS]:
                 problems.append(
                     problem(
-                        f"{where(name, j)}: expected {self.columns.expected(name)}, got {_shown(values[j])}",
+                        f"{where(name, j)}: expected {self.columns.expected(name)}, got {_shown(original[j])}",
                         row=j,
                         field=name,
                         expected=self.columns.expected(name),
@@ -345,8 +384,3 @@ def _shown(value: Any) -> str:
     if value is None:
         return "null"
     return f"{kind} {text}" if len(text) <= 40 else f"{kind} {text[:37]}..."
-
-
-def _count(err: Any) -> str:
-    ctx = err.get("ctx") or {}
-    return str(ctx.get("actual_length", "more"))
