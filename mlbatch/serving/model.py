@@ -28,11 +28,10 @@ import pyarrow as pa
 
 from mlbatch.engines import EngineChoice, build_engine, resolve_engine
 from mlbatch.errors import IntegrityError, MlbatchError, ObjectNotFoundError, ParameterError, RegistryError
-from mlbatch.features import MISSING_CATEGORY
+from mlbatch.features import MISSING_CATEGORY, arrow_features
 from mlbatch.onnx_export import FILE_NAME as ONNX_FILE
 from mlbatch.onnx_kernels import ONNX_EXTENDED, OnnxKernel
 from mlbatch.registry import Registry
-from mlbatch.scoring import _BatchStep, output_schema
 from mlbatch.settings import Settings
 from mlbatch.specs import ModelSpec, get_spec
 from mlbatch.storage import Storage, join
@@ -102,28 +101,21 @@ class LoadedModel:
         return [*self.numeric, *self.categorical]
 
     def score(self, table: pa.Table | pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions and scores of ``table``'s rows, by the nightly job's own batch step.
+        """Predictions and scores of ``table``'s rows, computed as the nightly job's batch step computes them.
 
-        ``table`` holds the id columns and the feature columns (numerics as
-        numbers or nulls, categoricals as text or nulls), as a nightly input
-        file does.
+        ``table`` holds the feature columns (numerics as numbers or nulls,
+        categoricals as text or nulls), as a nightly input file does. The
+        features come from ``arrow_features`` and the scores from the engine's
+        ``score_features``, the two calls ``scoring._BatchStep`` makes, then the
+        same decision rule; the rest of that step (missing-value counts, the
+        output table) is the nightly partition's bookkeeping and costs a
+        one-row request more than its scoring.
         """
         batch = table if isinstance(table, pa.RecordBatch) else _one_batch(table)
-        n = batch.num_rows
-        absent = [c for c in self._spec.input_columns if c not in batch.schema.names]
-        for c in absent:  # passthrough columns a request left out: the batch step copies them, as nulls
-            batch = batch.append_column(pa.field(c, pa.string()), pa.nulls(n, pa.string()))
-        schema = output_schema(self._spec, _input_schema(batch.schema, self._spec))
-        constants = {
-            "model_name": pa.nulls(n, pa.string()),
-            "model_version": pa.nulls(n, pa.int32()),
-            "scored_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
-            "run_id": pa.nulls(n, pa.string()),
-        }
-        out, _ = _BatchStep(self._spec, self._engine, schema, constants, None)(batch)
-        prediction = out.column("prediction").to_numpy()
-        score = out.column("score").to_numpy()
-        return prediction, score
+        scores = self._engine.score_features(arrow_features(batch, self._spec))
+        binary = self.task == "binary"
+        prediction = (scores >= self.decision_threshold).astype(np.int64) if binary else scores
+        return prediction, np.asarray(scores, dtype=np.float64)
 
     def describe(self) -> dict[str, Any]:
         """The model's public description (``GET /v2/models/{model}``)."""
@@ -149,11 +141,6 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
     if not batches:
         return pa.RecordBatch.from_pylist([], schema=table.schema)
     return batches[0]
-
-
-def _input_schema(schema: pa.Schema, spec: ModelSpec) -> pa.Schema:
-    """The fields ``output_schema`` reads (ids, passthrough), in the spec's order."""
-    return pa.schema([schema.field(c) for c in spec.input_columns])
 
 
 def load_spec(settings: Settings, model: str) -> ModelSpec:
