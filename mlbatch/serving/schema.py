@@ -39,10 +39,10 @@ Number = Annotated[float, Strict()]  # strict: "1.5" and true are refused, not c
 class RequestError(Exception):
     """A request the service refuses; ``status`` is the HTTP status, ``problems`` one message per bad field."""
 
-    def __init__(self, status: int, problems: list[dict[str, Any]]) -> None:
+    def __init__(self, status: int, problems: list[dict[str, Any]], omitted: int = 0) -> None:
         self.status = status
         self.problems = problems[:MAX_ERRORS]
-        self.omitted = max(0, len(problems) - MAX_ERRORS)
+        self.omitted = max(0, len(problems) - MAX_ERRORS) + omitted  # found but not listed
         super().__init__("; ".join(p["message"] for p in self.problems))
 
     def body(self) -> dict[str, Any]:
@@ -293,6 +293,7 @@ class RequestSchema:
         arrays: dict[str, pa.Array] = {}
         problems: list[dict[str, Any]] = list(prior or [])
         absent = {(p.get("row"), p.get("field")) for p in problems}  # missing fields are already reported
+        omitted = 0
         for name in self.columns.all:
             if prebuilt is not None and name in prebuilt:
                 arrays[name] = prebuilt[name]
@@ -314,6 +315,7 @@ class RequestSchema:
                 kind = None if len(kinds) <= 1 else pa.string()
                 values = values if kind is None else [None if v is None else str(v) for v in values]
             bad = [j for j in bad if (j, name) not in absent] if absent else bad
+            omitted += max(0, len(bad) - MAX_ERRORS)  # messages are built for the listed ones only
             for j in bad[:MAX_ERRORS]:
                 problems.append(
                     problem(
@@ -330,7 +332,7 @@ class RequestSchema:
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
                 problems.append(problem(f"{where(name, 0)}: {exc}; expected {self.columns.expected(name)}", field=name))
         if problems:
-            raise RequestError(422, problems)
+            raise RequestError(422, problems, omitted)
         for name, array in list(arrays.items()):
             if pa.types.is_null(array.type):  # every value null: the type the column has in a nightly file
                 arrays[name] = pa.nulls(n, pa.float64() if name in self.columns.numeric else pa.string())
