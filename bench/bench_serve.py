@@ -9,7 +9,9 @@ the same two cores would measure itself. Every step is bounded in requests
 and seconds; unanswered requests at a step's deadline count as errors.
 
 Measured, for single-row, 100-row and 1,000-row requests at several rates:
-p50/p95/p99/p99.9 latency, achieved rate and error rate, for both servers;
+p50/p95/p99/p99.9 latency, achieved rate and error rate, for both servers,
+and each server's own CPU time per request (from ``/proc``: what a request
+costs the server whatever else shares the machine's cores);
 cold start to ready (process start to the first ready probe); and the latency
 around a hot swap (a promotion during a single-row load).
 
@@ -66,10 +68,15 @@ _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 # ---- the load generator ------------------------------------------------------------------------------
 class Target:
-    """One server: where it listens, the path and headers of a request, how its body wraps the rows."""
+    """One server: its process, where it listens, the path and headers of a request."""
 
-    def __init__(self, name: str, port: int, path: str, headers: dict[str, str]) -> None:
-        self.name, self.port, self.path, self.headers = name, port, path, headers
+    def __init__(self, name: str, pid: int, port: int, path: str, headers: dict[str, str]) -> None:
+        self.name, self.pid, self.port, self.path, self.headers = name, pid, port, path, headers
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (``/proc/<pid>/stat``)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def request(self, rows: list[dict[str, Any]]) -> bytes:
         body = orjson.dumps({"rows": rows})
@@ -155,8 +162,11 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
 
 def run_step(target: Target, rows: list[dict[str, Any]], rate: float, seconds: float, connections: int) -> dict:
     count = max(1, int(rate * seconds))
+    cpu = target.cpu_seconds()
     result = asyncio.run(_step(target.port, target.request(rows), rate, count, seconds + 10, connections))
-    return {"server": target.name, "rows": len(rows), "rate": rate, **result}
+    # the server's own CPU per request: what a step costs it whatever else the machine runs
+    cpu_ms = (target.cpu_seconds() - cpu) * 1e3 / count
+    return {"server": target.name, "rows": len(rows), "rate": rate, **result, "server_cpu_ms_per_request": cpu_ms}
 
 
 # ---- servers -----------------------------------------------------------------------------------------
@@ -293,8 +303,8 @@ def main() -> None:
         mlbatch, port, cold = start_mlbatch(lake, poll_seconds=0.5)
         naive, naive_port, naive_cold = start_naive(setup["artifact"])
         targets = {
-            "mlbatch": Target("mlbatch", port, "/models/churn/predict", {"X-API-Key": KEY}),
-            "naive": Target("naive", naive_port, "/predict", {}),
+            "mlbatch": Target("mlbatch", mlbatch.pid, port, "/models/churn/predict", {"X-API-Key": KEY}),
+            "naive": Target("naive", naive.pid, naive_port, "/predict", {}),
         }
         try:
             for target in targets.values():  # warm both: first requests pay imports and allocations
@@ -318,6 +328,13 @@ def main() -> None:
         "cold_start_s": {"mlbatch": cold, "naive": naive_cold},
         "steps": results,
         "sustained_single_row_rate": {s: sustained(results, s) for s in targets},
+        "server_cpu_ms_per_request": {
+            s: {
+                rows: min(r["server_cpu_ms_per_request"] for r in results if r["server"] == s and r["rows"] == rows)
+                for rows, _, _ in SHAPES
+            }
+            for s in targets
+        },
         "hot_swap": blip,
     }
     print_table(report)
@@ -329,16 +346,23 @@ def _row(r: dict) -> str:
     return (
         f"| {r['server']:<7} | {r['rows']:>5} | {r['rate']:>5.0f} | {r['achieved_rate']:>8.1f} | "
         f"{r['p50_ms']:>7.2f} | {r['p95_ms']:>7.2f} | {r['p99_ms']:>7.2f} | {r['p999_ms']:>8.2f} | "
-        f"{100 * r['error_rate']:>6.2f}% |"
+        f"{100 * r['error_rate']:>6.2f}% | {r['server_cpu_ms_per_request']:>6.2f} |"
     )
 
 
 def print_table(report: dict) -> None:
-    print("| server  |  rows | rate/s | achieved |  p50 ms |  p95 ms |  p99 ms | p99.9 ms | errors |")
-    print("|---------|------:|------:|---------:|--------:|--------:|--------:|---------:|-------:|")
+    print("| server  |  rows | rate/s | achieved |  p50 ms |  p95 ms |  p99 ms | p99.9 ms | errors | CPU ms |")
+    print("|---------|------:|------:|---------:|--------:|--------:|--------:|---------:|-------:|-------:|")
     for r in report["steps"]:
         print(_row(r))
     cold, rate, blip = report["cold_start_s"], report["sustained_single_row_rate"], report["hot_swap"]
+    cpu = report["server_cpu_ms_per_request"]
+    for rows, _, _ in SHAPES:
+        ours, theirs = cpu["mlbatch"][rows], cpu["naive"][rows]
+        print(
+            f"server CPU per {rows}-row request (least over its rates): mlbatch {ours:.2f} ms, naive {theirs:.2f} ms"
+            f" ({theirs / ours:.1f}x)"
+        )
     print(f"\ncold start to ready: mlbatch {cold['mlbatch']:.2f} s, naive {cold['naive']:.2f} s")
     ratio = rate["mlbatch"] / rate["naive"] if rate["naive"] else float("inf")
     print(
