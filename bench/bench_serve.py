@@ -21,8 +21,8 @@ around a hot swap (a promotion during a single-row load).
 The naive peer (``bench/naive_serve.py``) is a minimal FastAPI endpoint calling
 the scikit-learn pipeline's ``predict_proba`` on a DataFrame of the rows, with
 OpenMP capped at one thread (uncapped, its threads fight the server's own on
-two cores, and it is slower still). MLflow's ``models serve`` is not measured:
-MLflow is not in this project's lock and there is no index to install it from.
+two cores, and it is slower still). MLflow's ``models serve`` is not measured
+yet: it needs its own virtual environment, which this script does not build.
 """
 
 from __future__ import annotations
