@@ -8,10 +8,12 @@ the same settings objects, pickled, through uvicorn's own process supervisor.
 
 from __future__ import annotations
 
+import copy
 import logging
 from functools import partial
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
 from mlbatch.serving.app import Service, create_app
@@ -23,6 +25,14 @@ log = logging.getLogger(__name__)
 
 def build_config(settings: Settings, serve: ServeSettings, models: list[str]) -> uvicorn.Config:
     """uvicorn's configuration for serving ``models``; the app itself is built in each worker."""
+    # uvicorn configures logging again in each worker process: the project's loggers (refused versions, swaps)
+    # join its handler there, or a worker would drop them
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["mlbatch"] = {
+        "handlers": ["default"],
+        "level": settings.log_level.upper(),
+        "propagate": False,
+    }
     return uvicorn.Config(
         partial(create_app, settings, serve, list(models)),
         factory=True,
@@ -32,8 +42,12 @@ def build_config(settings: Settings, serve: ServeSettings, models: list[str]) ->
         lifespan="on",
         access_log=serve.access_log,
         log_level=settings.log_level.lower(),
+        log_config=log_config,
         # a graceful stop waits for requests in flight, then the lifespan flushes captures
         timeout_graceful_shutdown=30,
+        # a worker imports pyarrow, ONNX Runtime and scikit-learn before it can answer the supervisor's first ping;
+        # on a busy machine that outlasts uvicorn's default, and the supervisor would kill and restart it forever
+        timeout_worker_healthcheck=120,
         server_header=False,
     )
 

@@ -83,7 +83,7 @@ class ModelSlot:
             self.last_error = str(exc)
             self._metrics.reload_failures.labels(self.model).inc()
             kept = f"version {current.version} keeps serving" if current else "not ready"
-            log.error("%s: refused the new champion: %s; %s", self.model, exc, kept)
+            log.error("%s: refused the champion: %s; %s", self.model, exc, kept)
             return False
         except Exception as exc:  # a storage failure half-way through a load: not a verdict, retry next poll
             self._metrics.poll_errors.labels(self.model).inc()
