@@ -11,8 +11,11 @@ it: the champion read from the registry's alias, refused unless validated,
 its card's signature verified when a key is set, its file's SHA-256 checked
 against the card before it is deserialized, the engine chosen by the same
 ``resolve_engine`` (ONNX Runtime when the version passed its equivalence
-gate), and each request scored by the scoring job's own batch step, so a row
-gets the same features, score and prediction online as in a nightly partition.
+gate); each request is scored by the calls the scoring job's batch step makes
+(``arrow_features``, then the engine's ``score_features``, then its decision
+rule), so a row gets the same features, score and prediction online as in a
+nightly partition. After the redesign these become ``features.model_input``
+and ``Engine.score``, here only.
 """
 
 from __future__ import annotations
