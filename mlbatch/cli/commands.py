@@ -106,6 +106,15 @@ def history(args: argparse.Namespace, lake: Lake) -> Any:
     return {"champion": alias.version, "history": [e.model_dump(mode="json") for e in alias.history]}
 
 
+def serve(args: argparse.Namespace, lake: Lake) -> Any:
+    from mlbatch.serving.config import ServeSettings
+    from mlbatch.serving.server import run
+
+    flags = {"host": args.host, "port": args.port, "workers": args.workers, "poll_seconds": args.poll_seconds}
+    run(lake.settings, ServeSettings(**{k: v for k, v in flags.items() if v is not None}), args.models)
+    return None
+
+
 def demo(args: argparse.Namespace, lake: Lake) -> Any:
     """Generate sample data, retrain (validate, gate, promote), score the next night, say where it is."""
     from flows.retrain import retrain as retrain_flow

@@ -125,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--reason", required=True)
 
+    p = add(
+        "serve", commands.serve, "serve the verified champions over HTTP, hot-swapped on promotion (docs/serving.md)"
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVE_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: MLBATCH_SERVE_PORT, else 8080)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="server processes (default: MLBATCH_SERVE_WORKERS, else 1)"
+    )
+    p.add_argument("--poll-seconds", type=float, default=None, help="seconds between champion checks (default 5)")
+
     p = add("versions", commands.versions, "list a model's versions with status and metric")
     p.add_argument("model")
 
