@@ -181,7 +181,7 @@ def run_variant(work: Path, engine: str, threads: int) -> dict[str, Any]:
     """Score every row in batches from the model input, as the scoring loop hands it to an engine."""
     import joblib
 
-    from mlbatch.compiled import CompiledPredictor
+    from mlbatch.compiled import CompiledPredictor, Preprocessor
     from mlbatch.engines import OnnxEngine, SklearnEngine
     from mlbatch.onnx_kernels import ONNX_EXTENDED, ONNXRUNTIME
 
@@ -204,13 +204,16 @@ def run_variant(work: Path, engine: str, threads: int) -> dict[str, Any]:
         def score(batch: dict[str, np.ndarray]) -> np.ndarray:
             return _score64(session, batch, spec)
     else:
-        pre = pipeline.steps[0][1]
+        fast = Preprocessor.from_pipeline(pipeline, spec)
         compiled = CompiledPredictor.from_library(
-            (work / "model.so").read_bytes(), spec, len(pre.get_feature_names_out()), threads=threads
+            (work / "model.so").read_bytes(), spec, len(pipeline.steps[0][1].get_feature_names_out()), threads=threads
         )
 
         def score(batch: dict[str, np.ndarray]) -> np.ndarray:
-            return compiled.score(pre.transform(pd.DataFrame(batch, columns=spec.features.all, copy=False)))
+            if fast is not None:
+                return compiled.score(fast.transform(batch))
+            frame = pd.DataFrame(batch, columns=spec.features.all, copy=False)
+            return compiled.score(pipeline.steps[0][1].transform(frame))
 
     rows = len(reference)
     out = np.empty(rows)

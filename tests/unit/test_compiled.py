@@ -21,13 +21,14 @@ from mlbatch.compiled import (
     LIBRARY_FILE,
     CompiledArtifacts,
     CompiledPredictor,
+    Preprocessor,
     compile_estimator,
     platform_key,
 )
 from mlbatch.errors import CompilerUnavailableError, EngineError, IntegrityError, PlatformMismatchError
 from mlbatch.probes import compare_engines, probe_frame
 from mlbatch.registry import sha256
-from mlbatch.specs import ModelSpec
+from mlbatch.specs import ModelSpec, PreprocessingSpec
 from mlbatch.training import build_pipeline, model_input
 
 EPOCH0 = 1_767_225_600
@@ -229,3 +230,29 @@ def test_compiling_leaves_no_temporary_files(models, monkeypatch, tmp_path):
     artifacts = compile_estimator(pipeline, spec)
     CompiledPredictor.from_library(artifacts.library, spec, artifacts.n_features).open()
     assert list(Path(tmp_path).iterdir()) == []
+
+
+@pytest.mark.parametrize(("encoding", "scale"), [("native", False), ("onehot", False), ("ordinal", True)])
+def test_the_fast_preprocessor_builds_the_column_transformers_matrix_bit_for_bit(encoding, scale):
+    spec = make_spec("binary", encoding).model_copy(
+        update={"preprocessing": PreprocessingSpec(categorical_encoding=encoding, scale_numeric=scale)}
+    )
+    frame = make_frame(3_000, seed=19)
+    pipeline = build_pipeline(spec)
+    pipeline.fit(model_input(frame, spec), target(frame, "binary", seed=20))
+    fast = Preprocessor.from_pipeline(pipeline, spec)
+    assert fast is not None
+    rows = model_input(make_frame(5_000, seed=21, unseen=True), spec)
+    expected = pipeline.steps[0][1].transform(rows)
+    np.testing.assert_array_equal(fast.transform({c: rows[c].to_numpy() for c in rows.columns}), expected)
+    np.testing.assert_array_equal(fast.transform(rows), expected)
+
+
+def test_the_fast_preprocessor_declines_layouts_it_does_not_reproduce():
+    spec = make_spec("binary", "onehot").model_copy(
+        update={"preprocessing": PreprocessingSpec(categorical_encoding="onehot", max_categories=3)}
+    )
+    frame = make_frame(2_000, seed=22)
+    pipeline = build_pipeline(spec)
+    pipeline.fit(model_input(frame, spec), target(frame, "binary", seed=23))
+    assert Preprocessor.from_pipeline(pipeline, spec) is None  # infrequent categories: the pipeline's own transform
