@@ -470,11 +470,12 @@ def _compiler() -> str:
 
 @contextlib.contextmanager
 def _quiet() -> Any:
-    """tl2cgen prints its native log to stdout and warns about checkpoints from a newer treelite: log them instead.
+    """tl2cgen's log lines (printed from Python) and warnings go to this module's debug log instead of stdout.
 
-    The newer-treelite warning is expected: tl2cgen 1.0.0 bundles treelite
-    4.1.2 and reads the checkpoint of the installed 4.8.1, which the
-    tests check scores exactly like scikit-learn.
+    The bundled treelite's notice that a checkpoint comes from a newer
+    treelite (tl2cgen 1.0.0 bundles 4.1.2, the installed one is 4.8.1) is
+    written by native code to stderr and cannot be caught here; it is
+    expected, and the tests hold the result to scikit-learn's scores.
     """
     buffer = io.StringIO()
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buffer):

@@ -44,7 +44,11 @@ _NUDGE_STEPS = 8
 
 @dataclass(frozen=True)
 class ProbeComparison:
-    """How a candidate engine's scores compare with the reference's on the probe rows."""
+    """How a candidate engine's scores compare with the reference's on the probe rows.
+
+    ``worst_row`` is the index (into the probe frame) of the largest difference, None when every row agrees
+    exactly; ``max_diff`` is infinite when a row is NaN on one side only.
+    """
 
     passed: bool
     rows: int
