@@ -12,7 +12,7 @@ becomes ``Sub``/``Mul``) with standard operators that keep double.
 
 skl2onnx rounded every threshold, leaf weight and scaler constant to
 float32 when it converted the model, so the exact numbers come from the
-fitted pipeline (``pipeline=``); without it the graph keeps the rounded
+fitted pipeline (``pipeline=``; the imputer's medians too); without it the graph keeps the rounded
 ones and its branch flips. What stays float32 either way is the tree
 ensemble's output (``TreeEnsembleClassifier``/``Regressor`` write float
 tensors up to ``ai.onnx.ml`` opset 3): the graph scores within a float32
@@ -51,8 +51,9 @@ def float64_threshold_graph(onnx_bytes: bytes, *, pipeline: Any = None) -> bytes
             own thresholds were rounded to float32 at conversion, so without it the double tensors hold
             float32 values and the branch flips stay; with it, every numeric threshold, leaf weight and base
             value is taken from the model as float64 (skl2onnx numbers a tree's nodes by their index in the
-            model's predictor, iteration by iteration, then class), and a ``Scaler`` becomes
-            ``(x - mean_) / scale_`` with the ``StandardScaler``'s own float64 numbers, as scikit-learn computes it.
+            model's predictor, iteration by iteration, then class), a ``Scaler`` becomes
+            ``(x - mean_) / scale_`` with the ``StandardScaler``'s own float64 numbers, as scikit-learn computes
+            it, and an ``Imputer`` fills with the ``SimpleImputer``'s float64 statistics.
 
     Raises:
         Float64GraphError: no tree ensemble, several, or a preprocessing operator this cannot keep in double.
@@ -69,14 +70,17 @@ def float64_threshold_graph(onnx_bytes: bytes, *, pipeline: Any = None) -> bytes
         if value.type.tensor_type.elem_type == TensorProto.FLOAT:
             value.type.tensor_type.elem_type = TensorProto.DOUBLE
     estimator = pipeline.steps[-1][1] if pipeline is not None else None
-    scalers = _standard_scalers(pipeline)
+    scalers = _steps_of(pipeline, "StandardScaler")
     if scalers and len(scalers) != sum(n.op_type == "Scaler" for n in graph.node):
         raise Float64GraphError("the graph's Scaler nodes and the pipeline's StandardScalers do not pair up")
+    imputers = _steps_of(pipeline, "SimpleImputer")
+    if imputers and len(imputers) != sum(n.op_type == "Imputer" for n in graph.node):
+        raise Float64GraphError("the graph's Imputer nodes and the pipeline's SimpleImputers do not pair up")
     nodes: list[Any] = []
     initializers: list[Any] = []
     for node in graph.node:
         if node.op_type == "Imputer" and node.domain == "ai.onnx.ml":
-            nodes.extend(_imputer(node, initializers))
+            nodes.extend(_imputer(node, initializers, imputers.pop(0) if imputers else None))
         elif node.op_type == "Scaler" and node.domain == "ai.onnx.ml":
             nodes.extend(_scaler(node, initializers, scalers.pop(0) if scalers else None))
         elif node.op_type == "Cast" and _attribute(node, "to") == TensorProto.FLOAT:
@@ -113,11 +117,15 @@ def float64_threshold_graph(onnx_bytes: bytes, *, pipeline: Any = None) -> bytes
     return model.SerializeToString()
 
 
-def _imputer(node: Any, initializers: list[Any]) -> list[Any]:
-    """``Imputer`` (float only in ONNX Runtime) as ``Where(IsNaN(x), fill, x)`` in double."""
+def _imputer(node: Any, initializers: list[Any], imputer: Any) -> list[Any]:
+    """``Imputer`` (float only in ONNX Runtime) as ``Where(IsNaN(x), fill, x)`` in double.
+
+    The fill values come from ``imputer`` (the ``SimpleImputer``'s float64 statistics) when given: a
+    median rounded to float32 can sit on the other side of a threshold, like any other value.
+    """
     from onnx import helper, numpy_helper
 
-    fill = _attribute(node, "imputed_value_floats")
+    fill = list(imputer.statistics_) if imputer is not None else _attribute(node, "imputed_value_floats")
     replaced = _attribute(node, "replaced_value_float")
     if fill is None:
         raise Float64GraphError(f"Imputer {node.name!r} has no imputed_value_floats")
@@ -153,18 +161,17 @@ def _scaler(node: Any, initializers: list[Any], scaler: Any) -> list[Any]:
     ]
 
 
-def _standard_scalers(pipeline: Any) -> list[Any]:
-    """The pipeline's fitted StandardScalers in the order skl2onnx writes their Scaler nodes (transformer order)."""
+def _steps_of(pipeline: Any, kind: str) -> list[Any]:
+    """The pipeline's fitted preprocessing steps of class ``kind``, in the order skl2onnx writes their nodes."""
     if pipeline is None:
         return []
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     found = []
     pre = pipeline.steps[0][1] if len(pipeline.steps) > 1 else None
     for _, transformer, _ in getattr(pre, "transformers_", []):
         steps = transformer.steps if isinstance(transformer, Pipeline) else [("", transformer)]
-        found.extend(step for _, step in steps if isinstance(step, StandardScaler))
+        found.extend(step for _, step in steps if type(step).__name__ == kind)
     return found
 
 

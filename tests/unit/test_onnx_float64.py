@@ -71,3 +71,21 @@ def test_a_graph_without_a_tree_ensemble_is_refused():
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
     with pytest.raises(Float64GraphError, match="one tree ensemble"):
         float64_threshold_graph(onnx.helper.make_model(graph).SerializeToString())
+
+
+def test_the_imputer_fills_with_the_pipelines_float64_medians():
+    import onnx
+    from onnx import numpy_helper
+
+    spec = make_spec("onehot")
+    train = make_frame(3_000, seed=7)
+    train["price"] = train["price"] + 10_000_000.0  # above 2^23: the median is not a float32
+    pipeline = fit(spec, train)
+    graph = onnx.load_from_string(
+        float64_threshold_graph(export_pipeline(pipeline, spec, train).data, pipeline=pipeline)
+    )
+    fills = [numpy_helper.to_array(t) for t in graph.graph.initializer if t.name.endswith("_fill")]
+    medians = pipeline.steps[0][1].named_transformers_["num"].named_steps["impute"].statistics_
+    assert len(fills) == 1
+    np.testing.assert_array_equal(fills[0].ravel(), medians)
+    assert fills[0].dtype == np.float64 and np.float32(medians[1]) != medians[1]
