@@ -81,3 +81,11 @@ class ScoringError(MlbatchError):
 
 class MonitoringError(MlbatchError, ValueError):
     """Raised when stored results cannot be monitored (a card without the fields drift or staleness need)."""
+
+
+class PlatformMismatchError(EngineError):
+    """Raised when a compiled model library was built for another platform than this machine's."""
+
+
+class CompilerUnavailableError(EngineError):
+    """Raised when a compiled model must be built here (no usable library) and no C compiler is installed."""

@@ -135,3 +135,11 @@ def scores_of(engine: Any, data: Any):
     from mlbatch.features import model_input
 
     return engine.score(model_input(data, engine.spec))
+
+
+def pipeline_scores_of(pipeline: Any, frame: Any, spec: Any):
+    """What a fitted pipeline scores for a frame: ``pipeline_scores`` of the one model-input builder."""
+    from mlbatch.engines import pipeline_scores
+    from mlbatch.features import model_input
+
+    return pipeline_scores(pipeline, model_input(frame, spec), spec)
