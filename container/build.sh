@@ -10,7 +10,7 @@
 #   CONTAINER_ENGINE          podman (default) or docker
 #
 # The wheelhouse is cached outside the clone, keyed by a hash of the lock files and the base, so a fresh clone
-# (CI) builds offline from it; the first build fills it from the build stage's own wheels.
+# (CI) builds offline from it; the first build fills it from the deps stage's own wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,8 +59,8 @@ args=(--build-arg "BASE_IMAGE=$base" --build-arg "PIP_NO_INDEX=$offline"
 "$engine" build "${build_flags[@]}" "${args[@]}" -f Containerfile -t "$image" .
 
 if [[ $offline -eq 0 ]]; then
-    # Keep the build stage's wheelhouse for the next build (its layers are cached, so this rebuild is instant).
-    "$engine" build -q "${build_flags[@]}" "${args[@]}" -f Containerfile --target build \
+    # Keep the deps stage's wheelhouse for the next build (its layers are cached, so this rebuild is instant).
+    "$engine" build -q "${build_flags[@]}" "${args[@]}" -f Containerfile --target deps \
         -t localhost/mlbatch-build:"$key" . > /dev/null
     mkdir -p "$cache"
     tmp="$(mktemp -d "$cache/.wheels-$key.XXXXXX")"

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from tests_support import small_churn_spec
 
 pytestmark = [pytest.mark.container, pytest.mark.e2e, pytest.mark.slow]
 
@@ -37,6 +38,8 @@ PODMAN_RUN = ["podman", "run", "--rm", "--runtime=runc", "--network=host"]
 BUILD_TIMEOUT_S = 1800  # a cold build downloads the whole wheelhouse; cached builds take a fraction of it
 RUN_TIMEOUT_S = 300  # upper bound for one containerised command on a loaded 2-core machine, not a race wait
 PREFECT = [sys.executable, "-m", "prefect"]
+DEMO_START = dt.date(2026, 1, 1)  # mlbatch.cli's demo start
+DEMO_DAYS = 31  # the small spec's training window and holdout, and the night after them
 WORKER = ("prefect", "worker", "start")
 
 
@@ -108,13 +111,30 @@ def test_sbom_lists_exactly_the_locked_versions(built, repo_root):
     installed = {name.replace(".", "-"): version for name, version in installed.items()}
     assert installed["prefect"] == "3.8.8"
     assert "pip" not in installed and "setuptools" not in installed and "pytest" not in installed
-    assert {name: v for name, v in installed.items() if lock.get(name) != v} == {}
+    assert {name: v for name, v in installed.items() if lock.get(name) != v and name != "mlbatch"} == {}
 
 
 @pytest.fixture(scope="module")
-def demo(built, lake) -> str:
+def models(tmp_path_factory, repo_root) -> Path:
+    """The example spec with the small training window of the other e2e tests, mounted over /app/models."""
+    path = tmp_path_factory.mktemp("container-models")
+    small_churn_spec(repo_root / "models" / "churn.yaml", path)
+    path.chmod(0o755)
+    for f in path.iterdir():
+        f.chmod(0o644)
+    return path
+
+
+def _mounts(lake: Path, models: Path) -> tuple[str, ...]:
+    return ("-v", f"{lake}:/lake", "-e", "MLBATCH_STORAGE_ROOT=/lake", "-v", f"{models}:/app/models:ro")
+
+
+@pytest.fixture(scope="module")
+def demo(built, lake, models) -> str:
     """``mlbatch demo`` in the image on the mounted lake: sample data, a promoted champion, one scored night."""
-    return _in_image("mlbatch", "demo", options=("-v", f"{lake}:/lake", "-e", "MLBATCH_STORAGE_ROOT=/lake"))
+    return _in_image(
+        "mlbatch", "demo", "--days", str(DEMO_DAYS), "--rows-per-day", "300", options=_mounts(lake, models)
+    )
 
 
 def test_demo_publishes_parquet_on_the_mounted_root(demo, lake):
@@ -179,7 +199,7 @@ def _host_env(url: str) -> dict:
     return env
 
 
-def test_worker_in_the_container_runs_a_deployment_to_completed(built, demo, lake, prefect_server, tmp_path):
+def test_worker_in_the_container_runs_a_deployment_to_completed(built, demo, lake, models, prefect_server):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -191,15 +211,18 @@ def test_worker_in_the_container_runs_a_deployment_to_completed(built, demo, lak
     api = ("-e", f"PREFECT_API_URL={prefect_server}")
     # deployed from inside the image, from its working directory: the image is all an operator needs
     _in_image("prefect", "--no-prompt", "deploy", "--name", "nightly-scoring", options=api)
-    day = dt.date(2026, 3, 15)  # inside the demo's sample data, before the night the demo itself scored
+    day = DEMO_START + dt.timedelta(days=DEMO_DAYS - 2)  # in the demo's data, the night before the one it scored
     with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("score/nightly-scoring")
         [pull] = deployment.pull_steps
         assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == "/app"
-        run = client.create_flow_run_from_deployment(deployment.id, parameters={"run_date": day.isoformat()})
+        # the deployment's env, less the monitoring subflow after publication (the monitoring tests cover it)
+        env = {**deployment.job_variables["env"], "MLBATCH_MONITOR_AFTER_SCORING": "false"}
+        run = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"run_date": day.isoformat()}, job_variables={"env": env}
+        )
         # the worker polls once, runs what is due in its container and exits when that run has finished
-        mounts = ("-v", f"{lake}:/lake", "-e", "MLBATCH_STORAGE_ROOT=/lake", *api)
-        worker_log = _in_image(*WORKER, "--pool", pool, "--run-once", options=mounts)
+        worker_log = _in_image(*WORKER, "--pool", pool, "--run-once", options=(*_mounts(lake, models), *api))
         run = client.read_flow_run(run.id)
     assert run.state is not None and run.state.is_completed(), f"{run.state}\n{worker_log[-4000:]}"
     manifest = read_manifest(Settings(_env_file=None, storage_root=str(lake)).storage(), "churn", day)
