@@ -38,11 +38,13 @@ fi
 key="$(cat constraints.txt container/build-constraints.txt <(echo "$base") | sha256sum | cut -c1-16)"
 wheels="$cache/wheels-$key"
 stage=container/wheelhouse
-find "$stage" -name '*.whl' -delete
+unstage() { find "$stage" \( -name '*.whl' -o -name .complete \) -delete; }
+unstage
+trap unstage EXIT
 offline=0
 if [[ -f "$wheels/.complete" ]]; then
     # hard links when the cache and the clone share a file system (instant), copies otherwise
-    cp -l "$wheels"/*.whl "$stage"/ 2>/dev/null || cp "$wheels"/*.whl "$stage"/
+    cp -l "$wheels"/*.whl "$wheels/.complete" "$stage"/ 2>/dev/null || cp "$wheels"/*.whl "$wheels/.complete" "$stage"/
     offline=1
     echo "wheelhouse: $(find "$stage" -name '*.whl' | wc -l) cached wheels from $wheels (offline build)"
 else
@@ -54,25 +56,22 @@ if [[ $offline -eq 0 ]]; then
     cert="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
     [[ -s "$cert" ]] && build_flags+=(--secret "id=pip-cert,src=$cert")
 fi
-args=(--build-arg "BASE_IMAGE=$base" --build-arg "PIP_NO_INDEX=$offline"
-      --build-arg "VERSION=$version" --build-arg "COMMIT=$commit")
+args=(--build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$version" --build-arg "COMMIT=$commit")
 "$engine" build "${build_flags[@]}" "${args[@]}" -f Containerfile -t "$image" .
 
+# A tag on the deps stage (cached: no work) keeps its layers, the slow part of a build, out of `image prune`.
+deps="localhost/mlbatch-deps:$key"
+"$engine" build -q "${build_flags[@]}" "${args[@]}" -f Containerfile --target deps -t "$deps" . > /dev/null
 if [[ $offline -eq 0 ]]; then
-    # Keep the deps stage's wheelhouse for the next build (its layers are cached, so this rebuild is instant).
-    "$engine" build -q "${build_flags[@]}" "${args[@]}" -f Containerfile --target deps \
-        -t localhost/mlbatch-build:"$key" . > /dev/null
+    # keep the deps stage's wheelhouse for the next build, outside the clone
     mkdir -p "$cache"
     tmp="$(mktemp -d "$cache/.wheels-$key.XXXXXX")"
-    ctr="$("$engine" create localhost/mlbatch-build:"$key")"
+    ctr="$("$engine" create "$deps")"
     "$engine" cp "$ctr":/wheels/. "$tmp"/
     "$engine" rm "$ctr" > /dev/null
-    "$engine" rmi localhost/mlbatch-build:"$key" > /dev/null
     touch "$tmp/.complete"
     rm -rf "$wheels"
     mv "$tmp" "$wheels"
     echo "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) wheels cached in $wheels"
 fi
-find "$stage" -name '*.whl' -delete
-
 echo "built $image ($("$engine" image inspect --format '{{.Size}}' "$image") bytes, commit $commit)"
