@@ -57,7 +57,9 @@ if [[ $offline -eq 0 ]]; then
     [[ -s "$cert" ]] && build_flags+=(--secret "id=pip-cert,src=$cert")
 fi
 args=(--build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$version" --build-arg "COMMIT=$commit")
-"$engine" build "${build_flags[@]}" "${args[@]}" -f Containerfile -t "$image" .
+# --label as well as the build arguments: podman reuses a cached LABEL step whose ARG values changed
+labels=(--label "org.opencontainers.image.version=$version" --label "org.opencontainers.image.revision=$commit")
+"$engine" build "${build_flags[@]}" "${args[@]}" "${labels[@]}" -f Containerfile -t "$image" .
 
 # A tag on the deps stage (cached: no work) keeps its layers, the slow part of a build, out of `image prune`.
 deps="localhost/mlbatch-deps:$key"

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,13 +31,20 @@ import pyarrow.parquet as pq
 import pytest
 from tests_support import small_churn_spec
 
-pytestmark = [pytest.mark.container, pytest.mark.e2e, pytest.mark.slow]
-
-IMAGE = "localhost/mlbatch:ci-test"
+# a tag of this session's own, removed at the end (the layers stay cached for the next build)
+IMAGE = f"localhost/mlbatch:test-{uuid.uuid4().hex[:12]}"
 UID = 10001  # the image's user (Containerfile)
 PODMAN_RUN = ["podman", "run", "--rm", "--runtime=runc", "--network=host"]
 BUILD_TIMEOUT_S = 1800  # a cold build downloads the whole wheelhouse; cached builds take a fraction of it
 RUN_TIMEOUT_S = 300  # upper bound for one containerised command on a loaded 2-core machine, not a race wait
+
+# the first test's setup includes the build, which on a machine without the caches outlasts the suite's timeout
+pytestmark = [
+    pytest.mark.container,
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(BUILD_TIMEOUT_S + 2 * RUN_TIMEOUT_S),
+]
 PREFECT = [sys.executable, "-m", "prefect"]
 DEMO_START = dt.date(2026, 1, 1)  # mlbatch.cli's demo start
 DEMO_DAYS = 31  # the small spec's training window and holdout, and the night after them
@@ -57,16 +65,19 @@ def _in_image(*args: str, options: tuple[str, ...] = ()) -> str:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, repo_root) -> dict:
+def built(tmp_path_factory, repo_root) -> Iterator[dict]:
     """Clone HEAD into a temporary directory and build the image there with the documented command."""
     clone = tmp_path_factory.mktemp("clone") / "mlbatch"
     _run(["git", "clone", "--quiet", "--no-hardlinks", str(repo_root), str(clone)])
     head = _run(["git", "rev-parse", "HEAD"], cwd=clone).strip()
     started = time.monotonic()
-    out = _run(["bash", "container/build.sh", IMAGE], cwd=clone, timeout=BUILD_TIMEOUT_S)
-    print(f"image built from a clean clone in {time.monotonic() - started:.0f} s")
-    [inspect] = json.loads(_run(["podman", "image", "inspect", IMAGE]))
-    return {"clone": clone, "head": head, "inspect": inspect, "log": out}
+    try:
+        out = _run(["bash", "container/build.sh", IMAGE], cwd=clone, timeout=BUILD_TIMEOUT_S)
+        print(f"image built from a clean clone in {time.monotonic() - started:.0f} s")
+        [inspect] = json.loads(_run(["podman", "image", "inspect", IMAGE]))
+        yield {"clone": clone, "head": head, "inspect": inspect, "log": out}
+    finally:
+        subprocess.run(["podman", "rmi", "--force", IMAGE], capture_output=True, timeout=RUN_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
