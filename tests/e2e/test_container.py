@@ -160,6 +160,18 @@ def test_demo_publishes_parquet_on_the_mounted_root(demo, lake):
     assert {p.stat().st_uid for p in published.rglob("*.parquet")} == {UID}
 
 
+def test_a_new_named_volume_at_lake_is_writable_by_the_image_user(built):
+    """prefect-docker.yaml's `mlbatch-lake:/lake`: a volume the engine creates must not be root's."""
+    volume = f"mlbatch-test-{uuid.uuid4().hex[:12]}"
+    try:
+        out = _in_image(
+            "sh", "-c", "touch /lake/written && stat -c %u /lake/written", options=("-v", f"{volume}:/lake")
+        )
+        assert out.strip() == str(UID)
+    finally:
+        subprocess.run(["podman", "volume", "rm", "--force", volume], capture_output=True, timeout=RUN_TIMEOUT_S)
+
+
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory) -> Iterator[str]:
     """``prefect server start`` on the host, on loopback, with a private PREFECT_HOME; stopped by process id."""
