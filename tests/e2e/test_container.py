@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 from tests_support import small_churn_spec
 
-# a tag of this session's own, removed at the end (the layers stay cached for the next build)
+# a tag of this session's own, removed at the end (its layers stay, as the next build's cache)
 IMAGE = f"localhost/mlbatch:test-{uuid.uuid4().hex[:12]}"
 UID = 10001  # the image's user (Containerfile)
 PODMAN_RUN = ["podman", "run", "--rm", "--runtime=runc", "--network=host"]
@@ -77,7 +77,8 @@ def built(tmp_path_factory, repo_root) -> Iterator[dict]:
         [inspect] = json.loads(_run(["podman", "image", "inspect", IMAGE]))
         yield {"clone": clone, "head": head, "inspect": inspect, "log": out}
     finally:
-        subprocess.run(["podman", "rmi", "--force", IMAGE], capture_output=True, timeout=RUN_TIMEOUT_S)
+        # untag, not rmi: rmi also deletes the untagged parent layers, the cache of the next build
+        subprocess.run(["podman", "untag", IMAGE], capture_output=True, timeout=RUN_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
