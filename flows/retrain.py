@@ -7,8 +7,8 @@ import datetime as dt
 from prefect import flow
 
 from flows.common import logical_date, opened_lake, run_id
-from mlbatch.errors import ParameterError
 from mlbatch.parameters import ModelName
+from mlbatch.retraining import check_window
 from tasks import retraining as t
 
 
@@ -27,8 +27,7 @@ def retrain(
     this_run = run_id()
     with opened_lake() as lake:
         spec = lake.spec(model, resolve_estimator=True)
-        if window_days is not None and window_days <= spec.training.holdout_days:
-            raise ParameterError(f"window_days: {window_days} must exceed holdout_days {spec.training.holdout_days}")
+        check_window(spec, window_days)
         day = logical_date(as_of, lake.settings, days_before=0, name="as_of")
         data = t.load_training_window(lake, spec, day, window_days)
         checks = t.validate_training_data(data, spec)
@@ -46,12 +45,4 @@ def retrain(
         verdict = t.record_verdict(lake, spec, version, results, this_run)
         decision = t.promote_if_validated(lake, spec, verdict, champion, promote, day, this_run)
         t.report(lake, spec, verdict, decision, champion)
-    return {
-        "model": spec.name,
-        "version": version,
-        "status": verdict.status,
-        "promoted": decision.promoted,
-        "champion": decision.champion,
-        "note": decision.note,
-        "as_of": day.isoformat(),
-    }
+    return decision.summary(spec.name, verdict, day)

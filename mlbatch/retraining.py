@@ -23,7 +23,7 @@ import pandas as pd
 
 from mlbatch.datachecks import CheckResult, training_checks
 from mlbatch.engines.scikit_learn import pipeline_scores
-from mlbatch.errors import DataValidationError, IntegrityError
+from mlbatch.errors import DataValidationError, IntegrityError, ParameterError
 from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
 from mlbatch.features import model_input
 from mlbatch.gates import onnx_equivalence
@@ -191,6 +191,24 @@ class Decision:
     promoted: bool
     note: str
     champion: int | None = None  # the champion once the decision is carried out
+
+    def summary(self, model: str, verdict: Verdict, as_of: dt.date) -> dict[str, Any]:
+        """What the retrain flow returns (and the CLI prints)."""
+        return {
+            "model": model,
+            "version": verdict.version,
+            "status": verdict.status,
+            "promoted": self.promoted,
+            "champion": self.champion,
+            "note": self.note,
+            "as_of": as_of.isoformat(),
+        }
+
+
+def check_window(spec: ModelSpec, window_days: int | None) -> None:
+    """A window override must leave training rows before the holdout."""
+    if window_days is not None and window_days <= spec.training.holdout_days:
+        raise ParameterError(f"window_days: {window_days} must exceed holdout_days {spec.training.holdout_days}")
 
 
 def promote_if_validated(
