@@ -90,3 +90,16 @@ def test_unsigned_card_is_refused_once_a_key_is_configured(storage):
     _registry, version = _register(storage, key=None)
     with pytest.raises(IntegrityError, match="signature"):
         Registry(storage, "churn", hmac_key="k").card(version)
+
+
+def test_a_checksummed_object_that_is_not_a_model_is_refused_in_one_line(storage):
+    """Integrity covers what the file holds, not only its bytes: a dict pickled as model.joblib is refused."""
+    registry = Registry(storage, "churn")
+    version = registry.register(serialize_model({"not": "a model"}), {"metrics": {"candidate": {}}})
+    with pytest.raises(IntegrityError) as info:
+        registry.load(version)
+    message = str(info.value)
+    assert "holds a dict, not a fitted model" in message and "\n" not in message
+    from tasks import PERMANENT
+
+    assert isinstance(info.value, PERMANENT)  # the tasks' retry condition never retries it
