@@ -103,13 +103,25 @@ def test_a_promotion_landing_between_read_and_write_is_never_overwritten(setting
     assert [(e["from_version"], e["to_version"]) for e in rival.history()] == [(None, v1), (v1, v2)]
 
 
-def test_two_rollbacks_at_once_pop_one_champion(storage):
+def test_two_rollbacks_at_once_pop_one_champion(storage, monkeypatch):
+    """Both rollbacks read the same champion before either writes (a thread released late on a loaded machine
+    would otherwise read the first one's result and roll back again, legitimately)."""
     registry = Registry(storage, "churn")
     v1, v2, v3 = _validated(registry, 3)
     for v in (v1, v2, v3):
         registry.promote(v, f"promote {v}")
+    original, both_read, seen = Registry.alias, threading.Barrier(2), threading.local()
 
+    def read_then_wait_for_the_other(self):
+        found = original(self)
+        if not getattr(seen, "first", False):  # each thread's first read: the one its rollback is computed from
+            seen.first = True
+            both_read.wait(timeout=60)
+        return found
+
+    monkeypatch.setattr(Registry, "alias", read_then_wait_for_the_other)
     results = _race(2, lambda i: registry.rollback(f"rollback {i}", f"run-{i}"))
+    monkeypatch.undo()
 
     assert sum(isinstance(r, HistoryEntry) for r in results) == 1, results
     assert sum(isinstance(r, ConflictError) for r in results) == 1, results
