@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from tests_support import small_churn_spec
+from tests_support import small_churn_spec, storage_of
 
 # a tag of this session's own, removed at the end (its layers stay, as the next build's cache)
 IMAGE = f"localhost/mlbatch:test-{uuid.uuid4().hex[:12]}"
@@ -249,7 +249,7 @@ def test_worker_in_the_container_runs_a_deployment_to_completed(built, demo, lak
         worker_log = _in_image(*WORKER, "--pool", pool, "--run-once", options=(*_mounts(lake, models), *api))
         run = client.read_flow_run(run.id)
     assert run.state is not None and run.state.is_completed(), f"{run.state}\n{worker_log[-4000:]}"
-    manifest = read_manifest(Settings(_env_file=None, storage_root=str(lake)).storage(), "churn", day)
+    manifest = read_manifest(storage_of(Settings(_env_file=None, storage_root=str(lake))), "churn", day)
     assert manifest is not None and manifest["run_id"] == str(run.id)
     assert pq.read_table(lake / partition_dir("churn", day)).num_rows == manifest["rows_out"] > 0
 
