@@ -87,9 +87,14 @@ def claim_date(storage: Storage, model: str, day: dt.date, run_id: str, *, overw
     return DateLease(storage, model, day, run_id)
 
 
-def _published_by_other(storage: Storage, model: str, day: dt.date, run_id: str) -> bool:
+def _publisher(storage: Storage, model: str, day: dt.date) -> str | None:
+    """The run that published ``day`` (None: not published)."""
     manifest = read_manifest(storage, model, day)
-    return manifest is not None and manifest.run_id != run_id
+    return manifest.run_id if manifest is not None else None
+
+
+def _published_by_other(storage: Storage, model: str, day: dt.date, run_id: str) -> bool:
+    return _publisher(storage, model, day) not in (None, run_id)
 
 
 # ---- the lease -----------------------------------------------------------------------------------
@@ -175,7 +180,7 @@ def publish(
     target = partition_dir(ctx.model, ctx.day)
     mkey = manifest_key(ctx.model, ctx.day)
     if storage.exists(mkey):
-        if not overwrite and not _published_by_this_run(storage, ctx):
+        if not overwrite and _publisher(storage, ctx.model, ctx.day) != ctx.run_id:
             raise ConflictError(storage.uri(mkey), "partition already published (use overwrite)")
         storage.delete(mkey)
     good = [r for r in results if r.error is None]
@@ -203,11 +208,6 @@ def publish(
     storage.write_json(mkey, manifest.to_json(), if_none_match=True)
     storage.delete_prefix(staging_dir(ctx.model, ctx.day, ctx.run_id))
     return manifest
-
-
-def _published_by_this_run(storage: Storage, ctx: RunContext) -> bool:
-    manifest = read_manifest(storage, ctx.model, ctx.day)
-    return manifest is not None and manifest.run_id == ctx.run_id
 
 
 def merge_stats(parts: list[dict]) -> dict:
