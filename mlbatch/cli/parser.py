@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--start", type=_date, default=None, help="first date (default: --end)")
     p.add_argument("--end", type=_date, default=None, help="last date (default: yesterday)")
+    p.add_argument(
+        "--as-of", type=_date, default=None, help="logical day ages are judged on (default: the day after --end)"
+    )
 
     p = add("promote", commands.promote, "make a validated version the champion")
     p.add_argument("model")
@@ -129,10 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", commands.serve, "serve the verified champions over HTTP, hot-swapped on promotion (docs/serving.md)"
     )
     p.add_argument("models", nargs="+", metavar="MODEL")
-    p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVE_HOST, else 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: MLBATCH_SERVE_PORT, else 8080)")
+    p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVING__HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: MLBATCH_SERVING__PORT, else 8080)")
     p.add_argument(
-        "--workers", type=int, default=None, help="server processes (default: MLBATCH_SERVE_WORKERS, else 1)"
+        "--workers", type=int, default=None, help="server processes (default: MLBATCH_SERVING__WORKERS, else 1)"
     )
     p.add_argument("--poll-seconds", type=float, default=None, help="seconds between champion checks (default 5)")
 
