@@ -14,6 +14,7 @@ docs/containers.md for why); every process started here is stopped by id.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -30,6 +31,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 from tests_support import small_churn_spec, storage_of
+
+from mlbatch.specs import get_spec
 
 # a tag of this session's own, removed at the end (its layers stay, as the next build's cache)
 IMAGE = f"localhost/mlbatch:test-{uuid.uuid4().hex[:12]}"
@@ -252,6 +255,45 @@ def test_worker_in_the_container_runs_a_deployment_to_completed(built, demo, lak
     manifest = read_manifest(storage_of(Settings(_env_file=None, storage_root=str(lake))), "churn", day)
     assert manifest is not None and manifest["run_id"] == str(run.id)
     assert pq.read_table(lake / partition_dir("churn", day)).num_rows == manifest["rows_out"] > 0
+
+
+def test_serve_in_the_container_answers_a_request_from_the_host(built, demo, lake, models):
+    """``mlbatch serve`` in the image (read-only root, the image's user) scores the host's request with the demo's
+    champion, and stops gracefully on ``podman stop`` (SIGTERM)."""
+    key = "container-key-" + uuid.uuid4().hex
+    with socket.socket() as probe:  # --network=host: the container listens on the host's loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    name = f"mlbatch-serve-{uuid.uuid4().hex[:8]}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    options = (*_mounts(lake, models), "-e", f"MLBATCH_SERVING__API_KEY_HASHES={digest}", "--name", name)
+    command = [*PODMAN_RUN, "--read-only", *options, IMAGE, "mlbatch", "serve", "churn", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    version = int(re.search(r"model version (\d+)", demo).group(1))
+    spec = get_spec(models, "churn", resolve_estimator=False)
+    raw = pq.read_table(next((lake / "raw" / "churn").rglob("*.parquet"))).select(spec.input_columns).slice(0, 3)
+    rows = raw.to_pylist()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while server.poll() is None and time.monotonic() < deadline:
+                try:
+                    if http.get("/v2/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)  # a polling interval bounded by the deadline, not a wait for a race
+            assert server.poll() is None, server.stdout.read()[-4000:]
+            answer = http.post("/models/churn/predict", json={"rows": rows}, headers={"X-API-Key": key})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["model_version"] == version
+            assert [p["customer_id"] for p in body["predictions"]] == [r["customer_id"] for r in rows]
+            assert http.post("/models/churn/predict", json={"rows": rows}).status_code == 401
+    finally:
+        subprocess.run(["podman", "stop", "--time", "60", name], capture_output=True, timeout=RUN_TIMEOUT_S)
+        output = server.communicate(timeout=RUN_TIMEOUT_S)[0]
+    assert server.returncode == 0, output[-4000:]
 
 
 def test_docker_pool_deployments_point_at_the_image(built, prefect_server):
