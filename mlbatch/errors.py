@@ -67,6 +67,10 @@ class IntegrityError(MlbatchError):
     """Raised when a stored model artifact or card does not match its recorded checksum or signature."""
 
 
+class SignatureError(IntegrityError):
+    """Raised when a registry document is unsigned, or its signature fails, while a signing key is set."""
+
+
 class RegistryError(MlbatchError):
     """Raised when a registry operation is not allowed (promote a rejected version, roll back with no history)."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from typing import Any
 
-from mlbatch.errors import MlbatchError
+from mlbatch.errors import MlbatchError, ParameterError
 from mlbatch.lake import Lake
 
 DEMO_START = dt.date(2026, 1, 1)
@@ -104,6 +105,21 @@ def card(args: argparse.Namespace, lake: Lake) -> Any:
 def history(args: argparse.Namespace, lake: Lake) -> Any:
     alias = lake.registry(lake.spec(args.model).name).alias()[0]
     return {"champion": alias.version, "history": [e.model_dump(mode="json") for e in alias.history]}
+
+
+def registry_sign(args: argparse.Namespace, lake: Lake) -> Any:
+    """Sign an existing registry with the key (switching signing on, or rotating from ``--previous-key-env``)."""
+    from mlbatch.registry import sign_registry
+
+    previous = None
+    if args.previous_key_env:
+        previous = os.environ.get(args.previous_key_env)
+        if not previous:
+            raise ParameterError(
+                f"--previous-key-env: {args.previous_key_env} is not set or empty; "
+                "expected the variable holding the key the registry is signed with now"
+            )
+    return sign_registry(lake.registry(lake.spec(args.model).name), previous).summary()
 
 
 def serve(args: argparse.Namespace, lake: Lake) -> Any:

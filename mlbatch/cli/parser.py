@@ -149,4 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("history", commands.history, "show the champion alias history")
     p.add_argument("model")
+
+    help_ = "registry maintenance (docs/security.md)"
+    registry = sub.add_parser("registry", help=help_, description=help_, formatter_class=_Help)
+    actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+    help_ = "verify every checksum, then sign each card, verdict and the champion alias with MLBATCH_CARD_HMAC_KEY"
+    p = actions.add_parser("sign", help=help_, description=help_, formatter_class=_Help)
+    p.set_defaults(func=commands.registry_sign)
+    p.add_argument("model")
+    p.add_argument(
+        "--previous-key-env",
+        metavar="VARIABLE",
+        default=None,
+        help="when rotating keys: the environment variable holding the key the registry is signed with now",
+    )
     return parser

@@ -54,6 +54,7 @@ class Verdict(Record):
     warnings: list[str] = Field(default_factory=list)
     decided_at: str | None = None
     run_id: str | None = None
+    signature: str | None = Field(default=None, description="HMAC of the document, when a signing key is set.")
 
     @classmethod
     def decide(cls, model: str, version: int, gates: list[GateResult], run_id: str | None) -> Verdict:
@@ -160,6 +161,7 @@ class ChampionAlias(Record):
     version: int | None = None
     updated_at: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
+    signature: str | None = Field(default=None, description="HMAC of the document, when a signing key is set.")
 
     def previous_champion(self) -> int | None:
         """The champion before the current one, replaying promotions and rollbacks as a stack."""

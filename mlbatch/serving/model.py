@@ -200,7 +200,8 @@ def load_verified(
     Args:
         storage: the storage back end holding the registry.
         spec: the model's spec.
-        hmac_key: the card signing key (``MLBATCH_CARD_HMAC_KEY``); with it, an unsigned or re-signed card is refused.
+        hmac_key: the card signing key (``MLBATCH_CARD_HMAC_KEY``); with it, an unsigned or re-signed card,
+            verdict or champion alias is refused.
         engine_choice: ``auto`` (ONNX Runtime when the version passed its gate), ``sklearn`` or ``onnx``.
         threads: threads per prediction; one keeps small requests from paying for a thread pool's wake-up.
         kernel: the ONNX tree kernel (``MLBATCH_ONNX_KERNEL``).
@@ -216,6 +217,8 @@ def load_verified(
     registry = Registry(storage, spec.name, hmac_key)
     version = champion.version
     try:
+        if registry.champion() != version:  # the alias's own signature, when a key is set
+            raise RegistryError(f"the champion alias no longer names version {version} (it moved, or was rewritten)")
         registry.require_version(version, validated=True)
         card = registry.card(version)  # the signature, when a key is set
         name = resolve_engine(registry, version, engine_choice)

@@ -1,7 +1,10 @@
 """Files written by main before the typed records still load, verify and score (tests/fixtures/legacy_lake).
 
-The fixture is a signed registry (card, verdict, ONNX graph, champion alias) and one published partition,
-written through the real flows of the code before the redesign; none of its documents has a schema_version.
+The fixture is a registry (card, verdict, ONNX graph, champion alias) and one published partition, written
+through the real flows of the code before the redesign; none of its documents has a schema_version. Only its
+card is signed (that code signed nothing else), so with the key it is used as an operator would after
+upgrading: once through ``mlbatch registry sign`` (docs/security.md), which verifies the old card's signature
+and the checksums and signs the verdict and the alias. Without a key it reads exactly as stored.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlbatch.errors import SignatureError
 from mlbatch.lake import Lake
 from mlbatch.monitoring.checks import monitor_date
 from mlbatch.records import EXPORTED, VALIDATED
+from mlbatch.registry import sign_registry
 from mlbatch.scoring import read_manifest, read_predictions
 from mlbatch.scoring.night import prepare_night, score_night
 from mlbatch.settings import Settings
@@ -24,16 +29,43 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_lake"
 DAY = dt.date(2026, 1, 31)
 
 
-@pytest.fixture
-def legacy(tmp_path: Path) -> Lake:
-    shutil.copytree(FIXTURE, tmp_path / "legacy")
+KEY = "legacy-fixture-key"
+
+
+def _legacy_lake(tmp_path: Path, key: str | None) -> Lake:
+    if not (tmp_path / "legacy").exists():
+        shutil.copytree(FIXTURE, tmp_path / "legacy")
     settings = Settings(
         _env_file=None,
         storage_root=str(tmp_path / "legacy" / "lake"),
         models_dir=tmp_path / "legacy" / "models",
-        card_hmac_key="legacy-fixture-key",
+        card_hmac_key=key,
     )
     return Lake(settings)
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> Lake:
+    """The old lake with the key it was written with, after the upgrade step (``mlbatch registry sign churn``)."""
+    lake = _legacy_lake(tmp_path, KEY)
+    report = sign_registry(lake.registry("churn"))
+    assert report.already_signed == 1 and len(report.signed) == 2  # its card was signed; verdict and alias now are
+    return lake
+
+
+def test_the_old_registry_reads_as_stored_without_a_key(tmp_path: Path):
+    registry = _legacy_lake(tmp_path, None).registry("churn")
+    assert registry.card(1).schema_version == 0 and registry.status(1) == VALIDATED
+    assert registry.champion() == 1 and callable(registry.load(1).predict_proba)
+
+
+def test_the_old_registry_with_the_key_is_refused_until_it_is_signed(tmp_path: Path):
+    registry = _legacy_lake(tmp_path, KEY).registry("churn")
+    assert registry.card(1).version == 1  # the old card's own signature verifies
+    with pytest.raises(SignatureError, match=r"verdict of churn version 1 .* run `mlbatch registry sign churn`"):
+        registry.verdict(1)
+    with pytest.raises(SignatureError, match=r"champion alias of churn .* run `mlbatch registry sign churn`"):
+        registry.champion()
 
 
 def test_the_old_registry_loads_as_typed_records_and_its_signature_verifies(legacy: Lake):

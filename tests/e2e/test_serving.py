@@ -425,12 +425,14 @@ def test_tampered_new_version_is_refused_and_the_old_keeps_serving(settings: Set
     with serving(signed) as running:
         ready(running)
         before = predict(running, rows_of(5)).json()["predictions"]
+        new = install_champion(signed, start=START, seed=5, promote=False)
+        registry = Registry(storage_of(signed), "churn", signed.hmac_key())
         if tamper == "artifact":
-            new = install_champion(signed, start=START, seed=5, promote=False)
             _tamper(signed, new)
-        else:  # a version registered without the key: its card carries no signature
-            new = install_champion(settings, start=START, seed=5, promote=False)
-        Registry(storage_of(signed), "churn").promote(new, "tampered", "test")
+        else:  # its card rewritten without its signature (the verdict, which promotion reads, is intact)
+            card = registry.storage.read_json(registry.card_key(new))
+            registry.storage.write_json(registry.card_key(new), {**card, "signature": None})
+        registry.promote(new, "tampered", "test")
         wait_for(lambda: running.metric("mlbatch_serve_reload_failures_total") == 1, "the refusal to be counted")
         after = predict(running, rows_of(5)).json()["predictions"]
         assert after == before and {p["model_version"] for p in after} == {old}
