@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlbatch.errors import ParameterError
+from mlbatch.scratch import scratch_dir
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.=+\-]+$")
 
@@ -213,7 +213,7 @@ class Storage(ABC):
     def staged_file(self, key: str, *, if_none_match: bool = False) -> Iterator[str]:
         """Yield a local temporary path; on success it is uploaded as ``key``, on error discarded."""
         check_key(key)
-        with tempfile.TemporaryDirectory(prefix="mlbatch-") as tmp:
-            local = str(Path(tmp) / Path(key).name)
+        with scratch_dir("spool") as tmp:
+            local = str(tmp / Path(key).name)
             yield local
             self.upload_file(local, key, if_none_match=if_none_match)
