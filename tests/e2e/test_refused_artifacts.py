@@ -5,7 +5,8 @@ Prefect test server so that the server's own record of the run says how many
 times each task ran. Each case spoils the champion in another way: a non-model
 object that runs code when unpickled (it counts its own runs in a file), a
 changed byte, a truncated file, a truncated file whose checksum the card
-records, and a truncated card. None of these can be fixed by trying again, so
+records, a truncated card, and a model of another kind (a regressor, fitted on
+other columns, for a binary spec). None of these can be fixed by trying again, so
 none may be retried, and none may reach the user as a traceback.
 """
 
@@ -19,9 +20,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
+from sklearn.linear_model import LinearRegression
 from tests_support import flow_process_env, install_champion, storage_of
 
 from mlbatch.registry import Registry, serialize_model
@@ -70,6 +73,11 @@ def _truncated_when_registered(storage, registry, counter):
     _rewrite_artifact(storage, registry, data[: len(data) // 2], record_checksum=True)
 
 
+def _another_kind_of_model(storage, registry, counter):
+    regressor = LinearRegression().fit(np.array([[0.0], [1.0]]), [0.0, 1.0])  # no predict_proba, one column
+    _rewrite_artifact(storage, registry, serialize_model(regressor), record_checksum=True)
+
+
 def _truncated_card(storage, registry, counter):
     card = storage.read_bytes(registry.card_key(1))
     storage.write_bytes(registry.card_key(1), card[: len(card) // 2])
@@ -81,6 +89,7 @@ CASES: dict[str, tuple[Callable, str]] = {
     "truncated": (_truncated, "model.joblib of churn version 1 fails its checksum"),
     "truncated-when-registered": (_truncated_when_registered, "checksum verified) cannot be unpickled"),
     "truncated-card": (_truncated_card, "card.json is not a JSON document"),
+    "another-kind-of-model": (_another_kind_of_model, "churn version 1 cannot score a row of its spec's features"),
 }
 
 
