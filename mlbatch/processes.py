@@ -27,6 +27,7 @@ import contextlib
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -37,6 +38,9 @@ PROC = Path("/proc")
 POLL_SECONDS = 0.2
 #: how long a process has to exit after SIGTERM before it gets SIGKILL
 GRACE_SECONDS = 5.0
+
+#: the watchdog's only command line: ``--lifeline-of <parent pid> <parent start ticks>``
+LIFELINE_FLAG = "--lifeline-of"
 
 _lifeline: subprocess.Popen[bytes] | None = None
 _lifeline_of: int | None = None
@@ -88,7 +92,7 @@ def hold_lifeline() -> None:
     if _lifeline_of == os.getpid() or not (PROC / "self" / "task").is_dir():
         return
     _lifeline = subprocess.Popen(
-        [sys.executable, "-m", "mlbatch.processes", str(os.getpid())],
+        [sys.executable, "-m", "mlbatch.processes", LIFELINE_FLAG, str(os.getpid()), str(own_ticks())],
         stdin=subprocess.PIPE,  # our end is close-on-exec: no child we start holds the lifeline open
         stdout=subprocess.DEVNULL,
     )
@@ -149,13 +153,29 @@ def _command_line(pid: int) -> str:
         return "?"
 
 
+def refusal(parent: int, ticks: int) -> str | None:
+    """Why this process must not act as ``parent``'s watchdog, or None when it may.
+
+    A watchdog stops every descendant of its parent, so it runs only as the
+    child that ``hold_lifeline`` started: its parent is the process named
+    (pid and start time), never PID 1, and its stdin is the lifeline pipe.
+    """
+    if parent <= 1 or parent != os.getppid():
+        return f"process {parent} is not this watchdog's parent (that is {os.getppid()})"
+    if not ticks or start_ticks(parent) != ticks:
+        return f"process {parent} did not start at {ticks}"
+    if not stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+        return "stdin is not the lifeline pipe"
+    return None
+
+
 def watch(parent: int) -> int:
     """The watchdog: note ``parent``'s descendants until stdin reaches end-of-file, then stop the survivors."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     me = os.getpid()
     noted: dict[int, int] = {}
-    while True:
+    while os.getppid() == parent:  # re-parented: the parent is gone even if the pipe has not said so yet
         noted = {p: t for p, t in noted.items() if is_running(p, t)}
         noted.update(descendants(parent, exclude=me))
         readable, _, _ = select.select([sys.stdin.fileno()], [], [], POLL_SECONDS)
@@ -171,5 +191,17 @@ def watch(parent: int) -> int:
     return 0
 
 
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] != LIFELINE_FLAG or not (argv[1].isdigit() and argv[2].isdigit()):
+        print("mlbatch.processes is started by the mlbatch command, not by hand", file=sys.stderr)
+        return 2
+    parent, ticks = int(argv[1]), int(argv[2])
+    reason = refusal(parent, ticks)
+    if reason is not None:
+        print(f"mlbatch.processes: refusing to watch: {reason}", file=sys.stderr)
+        return 2
+    return watch(parent)
+
+
 if __name__ == "__main__":
-    sys.exit(watch(int(sys.argv[1])))
+    sys.exit(main(sys.argv[1:]))

@@ -72,3 +72,16 @@ def test_a_process_is_its_pid_and_its_start_time():
     if processes.PROC.is_dir():
         assert not processes.is_running(os.getpid(), processes.own_ticks() + 1)
         assert processes.start_ticks(dead) is None
+
+
+def test_the_watchdog_refuses_to_watch_any_process_but_the_parent_that_started_it(capsys):
+    """It stops every descendant of the process it watches, so a wrong parent (PID 1 above all) is refused."""
+    parent = os.getppid()
+    assert processes.refusal(1, 1) is not None
+    assert processes.refusal(os.getpid(), processes.own_ticks()) is not None  # not its parent
+    if processes.PROC.is_dir():
+        assert "did not start at" in processes.refusal(parent, (processes.start_ticks(parent) or 0) + 1)
+    assert processes.main(["--lifeline-of", "1", "1"]) == 2
+    assert processes.main(["1"]) == 2
+    assert processes.main([]) == 2
+    assert "refusing to watch" in capsys.readouterr().err
