@@ -13,6 +13,7 @@ remove the dead run's folder and keep a live process's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -56,9 +57,24 @@ def _gone(proc: psutil.Process) -> bool:
         return True
 
 
+def _descendants(pid: int) -> list[tuple[psutil.Process, str]]:
+    """The descendants of ``pid`` with their command lines, read now (one may end while we look)."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            found.append((child, " ".join(child.cmdline())))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def _held_folder(tmpdir: Path, kind: str, pid: int) -> Path | None:
-    held = [p for p in tmpdir.glob(f"mlbatch-{kind}-p{pid}-*") if any(p.iterdir())]
-    return held[0] if held else None
+    """``pid``'s ``kind`` folder when it holds a file (a running command makes and removes them all the time)."""
+    for folder in tmpdir.glob(f"mlbatch-{kind}-p{pid}-*"):
+        with contextlib.suppress(FileNotFoundError):
+            if any(folder.iterdir()):
+                return folder
+    return None
 
 
 def _kill_when_ready(cmd: list[str], env: dict, cwd: Path, kind: str, child: str | None = None) -> tuple[Path, list]:
@@ -76,8 +92,8 @@ def _kill_when_ready(cmd: list[str], env: dict, cwd: Path, kind: str, child: str
             assert time.monotonic() < deadline, f"no {kind} folder holding a file in time"
             if _held_folder(tmpdir, kind, proc.pid) is not None:
                 os.kill(proc.pid, signal.SIGSTOP)  # frozen: nothing it holds can go away between look and kill
-                held, children = _held_folder(tmpdir, kind, proc.pid), psutil.Process(proc.pid).children(True)
-                if held is not None and (child is None or any(child in " ".join(c.cmdline()) for c in children)):
+                held, children = _held_folder(tmpdir, kind, proc.pid), _descendants(proc.pid)
+                if held is not None and (child is None or any(child in line for _, line in children)):
                     break
                 os.kill(proc.pid, signal.SIGCONT)
             time.sleep(0.01)  # polling for progress, not waiting for a race to settle
@@ -90,16 +106,17 @@ def _kill_when_ready(cmd: list[str], env: dict, cwd: Path, kind: str, child: str
     return held, children
 
 
-def _assert_every_descendant_ends(children: list) -> None:
-    servers = [c for c in children if "prefect.server.api.server:create_app" in " ".join(c.cmdline())]
+def _assert_every_descendant_ends(children: list[tuple[psutil.Process, str]]) -> None:
+    servers = [c for c, line in children if "prefect.server.api.server:create_app" in line]
     assert servers, f"the command's temporary Prefect server was not among its children: {children}"
     deadline = time.monotonic() + STOPPED_WITHIN
-    while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+    while not all(_gone(c) for c, _ in children) and time.monotonic() < deadline:
         time.sleep(0.05)  # bounded poll on the processes ending
-    left = [(c.pid, " ".join(c.cmdline())[:100]) for c in children if not _gone(c)]
-    for c in children:  # leave the machine clean even when the assertion fails
+    left = [(c.pid, line[:100]) for c, line in children if not _gone(c)]
+    for c, _ in children:  # leave the machine clean even when the assertion fails
         if not _gone(c):
-            c.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                c.kill()
     assert left == [], f"still running {STOPPED_WITHIN:.0f} s after the command was killed: {left}"
 
 
