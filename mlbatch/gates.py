@@ -8,9 +8,7 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +20,7 @@ from mlbatch.engines.selection import ONNX_GATE
 from mlbatch.features import model_input
 from mlbatch.metrics import evaluate
 from mlbatch.records import GateResult, OnnxSection
+from mlbatch.scratch import scratch_dir
 from mlbatch.specs import ModelSpec
 
 
@@ -94,9 +93,9 @@ def reload_in_fresh_process(
     unpickles thanks to state of the training process, a corrupt upload, or a
     checksum that does not match what was stored.
     """
-    with tempfile.TemporaryDirectory(prefix="mlbatch-reload-") as tmp:
-        features = Path(tmp) / "holdout.parquet"
-        out = Path(tmp) / "scores.npy"
+    with scratch_dir("reload") as tmp:
+        features = tmp / "holdout.parquet"
+        out = tmp / "scores.npy"
         holdout.to_parquet(features, index=False)
         cmd = [sys.executable, "-m", "mlbatch.reloadcheck", model, str(version), str(features), str(out)]
         proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)

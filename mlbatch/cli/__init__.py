@@ -38,9 +38,11 @@ def _offline_prefect() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mlbatch.cli.host import guard_host
     from mlbatch.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
+    guard_host()  # what this command starts dies with it; temporary folders of dead runs go
     try:
         from mlbatch.lake import Lake
         from mlbatch.settings import Settings

@@ -13,13 +13,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlbatch.errors import CompilerUnavailableError, EngineError
+from mlbatch.scratch import scratch_dir
 from mlbatch.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,8 @@ def compile_library(model: Any, name: str, float32_input: bool) -> bytes:
 
     if shutil.which(c_compiler()) is None:
         raise CompilerUnavailableError(f"{name}: no C compiler ({c_compiler()}) on PATH to compile the trees")
-    with tempfile.TemporaryDirectory(prefix="mlbatch-tl2cgen-") as tmp:
-        source = Path(tmp) / "src"
+    with scratch_dir("tl2cgen") as tmp:
+        source = tmp / "src"
         try:
             with quiet_native_output():
                 tl2cgen.generate_c_code(model, str(source), params={"parallel_comp": _TRANSLATION_UNITS})

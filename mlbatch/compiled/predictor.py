@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import shutil
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,7 @@ from mlbatch.compiled.build import (
     sha256_hex,
 )
 from mlbatch.errors import CompilerUnavailableError, EngineError, IntegrityError, PlatformMismatchError
+from mlbatch.scratch import scratch_dir
 from mlbatch.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ class CompiledPredictor:
 
     def _load(self) -> _Library:
         # dlopen needs a file; once mapped, the file can go (the mapping keeps the inode alive)
-        with tempfile.TemporaryDirectory(prefix="mlbatch-compiled-") as tmp:
-            path = Path(tmp) / LIBRARY_FILE
+        with scratch_dir("compiled") as tmp:
+            path = tmp / LIBRARY_FILE
             path.write_bytes(self.library)
             try:
                 library = _Library(path)

@@ -8,6 +8,7 @@ from mlbatch.engines.selection import (
     EngineName,
     build_engine,
     onnx_validated,
+    refuse_unless_it_scores,
     resolve_engine,
     select_engine,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "onnx_validated",
     "pipeline_scores",
     "predictions_of",
+    "refuse_unless_it_scores",
     "resolve_engine",
     "select_engine",
 ]

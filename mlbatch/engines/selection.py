@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+import numpy as np
+import pyarrow as pa
+
 from mlbatch.engines.base import Engine
 from mlbatch.engines.onnx_kernels import ONNX_EXTENDED
 from mlbatch.engines.onnx_runtime import OnnxEngine
 from mlbatch.engines.scikit_learn import SklearnEngine
 from mlbatch.errors import EngineError
+from mlbatch.features import model_input
 from mlbatch.records import EXPORTED, ONNX_FILE, ModelCard, Verdict
 from mlbatch.registry import Registry
 from mlbatch.settings import EngineChoice, OnnxKernel
@@ -92,3 +96,33 @@ def select_engine(
     return build_engine(
         registry, version, spec, resolve_engine(registry, version, choice), threads=threads, kernel=kernel
     )
+
+
+def refuse_unless_it_scores(engine: Engine, spec: ModelSpec, version: int) -> None:
+    """Score one all-missing row of the spec's features before anything is claimed or written.
+
+    Why: an artifact that unpickles into the wrong model (a regressor for a
+    binary spec, a pipeline fitted on other columns) would otherwise fail in
+    every file with a bare ``AttributeError`` or ``ValueError``, which the
+    scoring task retries whole; missing values are valid input to every
+    pipeline this project trains.
+
+    Raises:
+        EngineError: the engine cannot score the row, or does not return one score for it.
+    """
+    columns: dict[str, pa.Array] = {c: pa.array([0], pa.int64()) for c in spec.id_columns}
+    columns.update({c: pa.array([None], pa.float64()) for c in spec.features.numeric})
+    columns.update({c: pa.array([None], pa.string()) for c in spec.features.categorical})
+    try:
+        scores = np.asarray(engine.score(model_input(pa.table(columns), spec)))
+    except Exception as exc:  # whatever the unpickled object raises: it is not a model of this spec
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise EngineError(
+            f"{spec.name} version {version} cannot score a row of its spec's features with the {engine.name} "
+            f"engine ({type(exc).__name__}: {first}); refusing it"
+        ) from None
+    if scores.shape[:1] != (1,):
+        raise EngineError(
+            f"{spec.name} version {version} gave {scores.shape[0] if scores.ndim else 0} scores for one row with "
+            f"the {engine.name} engine: expected one; refusing it"
+        )

@@ -181,11 +181,21 @@ class VersionStore:
         """The fitted pipeline of ``version``, only after its checksum (and signature) verify.
 
         Raises:
-            IntegrityError: the file fails its checksum, or what it holds is not a fitted model.
+            IntegrityError: the file fails its checksum, cannot be unpickled here (truncated when it was
+                registered, a class this environment lacks), or what it holds is not a fitted model: the
+                same bytes fail the same way on every attempt, so none of these is retried.
         """
         import joblib
 
-        model = joblib.load(io.BytesIO(self.verified_file(version)))
+        data = self.verified_file(version)
+        try:
+            model = joblib.load(io.BytesIO(data))
+        except Exception as exc:  # pickle's failures are untyped: EOFError, UnpicklingError, ImportError, ...
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise IntegrityError(
+                f"{MODEL_FILE} of {self.model} version {version} ({len(data)} bytes, checksum verified) cannot be "
+                f"unpickled: {type(exc).__name__}: {first or 'no detail'}; refusing it"
+            ) from None
         if not callable(getattr(model, "predict", None)):
             raise IntegrityError(
                 f"{MODEL_FILE} of {self.model} version {version} holds a {type(model).__name__}, not a fitted "

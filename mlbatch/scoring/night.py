@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from mlbatch.engines import Engine, build_engine, resolve_engine
+from mlbatch.engines import Engine, build_engine, refuse_unless_it_scores, resolve_engine
 from mlbatch.errors import ParameterError, RegistryError
 from mlbatch.lake import Lake
 from mlbatch.parallel import Parallelism
@@ -125,6 +125,7 @@ def prepare_night(
         registry, night.version, spec, name, threads=night.plan.threads, kernel=lake.settings.tuning.onnx_kernel
     )
     night.engine.open()
+    refuse_unless_it_scores(night.engine, spec, night.version)
     night.profile = registry.card(night.version).profile
     night.choice = engine
     return night

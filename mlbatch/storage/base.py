@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +33,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mlbatch.errors import ParameterError
+from mlbatch.errors import IntegrityError, ParameterError
+from mlbatch.scratch import scratch_dir
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.=+\-]+$")
 
@@ -140,11 +140,18 @@ class Storage(ABC):
         return self.read_versioned(key)[0]
 
     def read_json(self, key: str) -> Any:
-        return json.loads(self.read_bytes(key))
+        return self._parse_json(key, self.read_bytes(key))
+
+    def _parse_json(self, key: str, data: bytes) -> Any:
+        """A stored document; one that is not JSON (truncated, overwritten) is refused, never retried."""
+        try:
+            return json.loads(data)
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            raise IntegrityError(f"{self.uri(key)} is not a JSON document ({len(data)} bytes): {exc}") from None
 
     def read_json_versioned(self, key: str) -> tuple[Any, str]:
         data, token = self.read_versioned(key)
-        return json.loads(data), token
+        return self._parse_json(key, data), token
 
     def write_json(self, key: str, obj: Any, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
@@ -213,7 +220,7 @@ class Storage(ABC):
     def staged_file(self, key: str, *, if_none_match: bool = False) -> Iterator[str]:
         """Yield a local temporary path; on success it is uploaded as ``key``, on error discarded."""
         check_key(key)
-        with tempfile.TemporaryDirectory(prefix="mlbatch-") as tmp:
-            local = str(Path(tmp) / Path(key).name)
+        with scratch_dir("spool") as tmp:
+            local = str(tmp / Path(key).name)
             yield local
             self.upload_file(local, key, if_none_match=if_none_match)
