@@ -49,7 +49,7 @@ def _env(repo_root: Path, prefect_home: Path, settings: Settings, **extra: str) 
     return env
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(MLBATCH), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
