@@ -198,7 +198,7 @@ def start_mlbatch(lake: Path, poll_seconds: float) -> tuple[subprocess.Popen, in
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLBATCH_")}
     env.update(Settings(_env_file=None, storage_root=str(lake), models_dir=ROOT / "models").as_env())
-    env["MLBATCH_SERVE_API_KEY_HASHES"] = __import__("hashlib").sha256(KEY.encode()).hexdigest()
+    env["MLBATCH_SERVING__API_KEY_HASHES"] = __import__("hashlib").sha256(KEY.encode()).hexdigest()
     mlbatch = Path(sys.executable).with_name("mlbatch")
     command = [str(mlbatch), "serve", "churn", "--port", str(port), "--poll-seconds", str(poll_seconds)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

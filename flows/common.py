@@ -62,3 +62,9 @@ def logical_date(value: dt.date | str | None, settings: Settings, *, days_before
     if start.tzinfo is None:
         start = start.replace(tzinfo=dt.UTC)
     return start.astimezone(ZoneInfo(settings.timezone)).date() - dt.timedelta(days=days_before)
+
+
+def logical_moment(as_of: dt.date | str | None, last: dt.date) -> dt.datetime:
+    """Midnight (UTC) of ``as_of``, or of the day after ``last``: when a nightly run judges the date ``last``."""
+    day = parse_date(as_of, "as_of") if as_of is not None else last + dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(), dt.UTC)

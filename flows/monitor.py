@@ -6,20 +6,24 @@ import datetime as dt
 
 from prefect import flow
 
-from flows.common import logical_date, opened_lake, run_id
+from flows.common import logical_date, logical_moment, opened_lake, run_id
 from mlbatch.parameters import ModelName
 from mlbatch.partitions import parse_date, parse_range
 from tasks import monitoring as t
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(model: ModelName, start: dt.date | None = None, end: dt.date | None = None) -> dict:
+def monitor(
+    model: ModelName, start: dt.date | None = None, end: dt.date | None = None, as_of: dt.date | None = None
+) -> dict:
     """Monitor the published dates from ``start`` to ``end`` and act on alerts.
 
     Args:
         model: name of a spec in ``models/``.
         start: first date; defaults to ``end``.
         end: last date; defaults to the logical date (the day before the scheduled start), like scoring.
+        as_of: the logical day ages are judged on (staleness, the retrain pause); defaults to the day after ``end``,
+            when a nightly run monitors it, so a replay of past dates behaves as those nights did.
     """
     this_run = run_id()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -28,8 +32,9 @@ def monitor(model: ModelName, start: dt.date | None = None, end: dt.date | None 
         last = logical_date(end, lake.settings, days_before=1, name="end")
         first = parse_date(start, "start") if start is not None else last
         dates = parse_range(first, last)
+        judged_at = logical_moment(as_of, last)
         days = [f.result() for f in [t.monitor_date.submit(lake, spec, day) for day in dates]]
-        found = t.conclude(lake, spec, days, now)
+        found = t.conclude(lake, spec, days, judged_at)
         table, report = t.write_results(lake, spec, found, (first, last), now, this_run)
         emitted = t.emit_events(spec, found, report, this_run)
         t.report(spec, found, (first, last), report)
@@ -37,6 +42,7 @@ def monitor(model: ModelName, start: dt.date | None = None, end: dt.date | None 
         "model": spec.name,
         "start": first.isoformat(),
         "end": last.isoformat(),
+        "as_of": judged_at.date().isoformat(),
         "dates_monitored": [d.date.isoformat() for d in days if d.rows],
         "alerts": found.reasons,
         "events": emitted,

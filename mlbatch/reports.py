@@ -88,6 +88,17 @@ def alias_markdown(model: str, entry: HistoryEntry) -> str:
     )
 
 
+def report_location(public_url: str | None, model: str, report_uri: str) -> str:
+    """Where a person opens a monitoring report: the web service's ``/reports`` URL if it has a public one.
+
+    A ``file://`` or ``s3://`` URI in a Prefect artifact is text no browser opens
+    from the UI; ``mlbatch serve`` serves the same file read-only (docs/serving.md).
+    """
+    if not public_url:
+        return report_uri
+    return f"{public_url.rstrip('/')}/reports/{model}/{report_uri.rsplit('/', 1)[-1]}"
+
+
 def monitoring_markdown(
     spec: ModelSpec, days: list[DayResult], reasons: list[str], report_uri: str | None, event: str
 ) -> str:

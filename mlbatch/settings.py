@@ -24,6 +24,8 @@ Environment variables read (all optional):
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
 - ``MLBATCH_MONITOR_AFTER_SCORING``: the score flow runs the monitor flow on its date once published.
+- ``MLBATCH_SERVING__*``: the web service (host, port, API key digests, capture...), docs/serving.md.
+- ``MLBATCH_PUBLIC_URL``: where that service is reachable from a browser; monitoring artifacts link reports there.
 - ``MLBATCH_TUNING__*``: performance knobs, documented in docs/performance.md only; the defaults pick
   files, batches and threads from the engine and the cores.
 
@@ -67,6 +69,31 @@ class Tuning(BaseModel):
     )
 
 
+class Serving(BaseModel):
+    """How ``mlbatch serve`` listens, authenticates, swaps models and captures requests (docs/serving.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on; behind a proxy, keep loopback.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    workers: int = Field(default=1, ge=1, le=64, description="Server processes, each with its own model copy.")
+    api_key_hashes: str = Field(default="", description="Comma-separated SHA-256 hex digests of accepted API keys.")
+    api_key_file: Path | None = Field(default=None, description="File of accepted key digests, one a line.")
+    poll_seconds: float = Field(default=5.0, gt=0, le=3600, description="Seconds between checks of the alias.")
+    max_rows: int = Field(default=5_000, ge=1, description="Rows one request may carry.")
+    max_body_bytes: int = Field(default=8 * 2**20, ge=1024, description="Bytes one request body may carry.")
+    predict_threads: int = Field(default=1, ge=1, le=64, description="Threads per prediction.")
+    capture: bool = Field(default=False, description="Append inputs and responses to captures/<model>/dt=.../.")
+    capture_flush_rows: int = Field(default=10_000, ge=1, description="Rows buffered before a capture file is written.")
+    capture_flush_seconds: float = Field(default=60.0, gt=0, description="Longest a captured row waits in memory.")
+    capture_exclude: str = Field(default="", description="Comma-separated input columns never captured.")
+    access_log: bool = Field(default=False, description="uvicorn's access log (no bodies, no headers).")
+
+    @property
+    def excluded_columns(self) -> list[str]:
+        return [c.strip() for c in self.capture_exclude.split(",") if c.strip()]
+
+
 class Settings(BaseSettings):
     """Runtime configuration shared by the CLI, the flows and the core modules."""
 
@@ -101,6 +128,10 @@ class Settings(BaseSettings):
         default=False, description="Run the monitor flow as a subflow after the score flow publishes its date."
     )
     tuning: Tuning = Field(default_factory=Tuning, description="Performance knobs (docs/performance.md).")
+    serving: Serving = Field(default_factory=Serving, description="The web service (docs/serving.md).")
+    public_url: str | None = Field(
+        default=None, description="Where the web service is reachable from a browser; artifacts link reports there."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -143,8 +174,11 @@ class Settings(BaseSettings):
         """These settings as ``MLBATCH_*`` variables, for a child process (the reload gate, a worker)."""
         env = {}
         for name, value in self.model_dump().items():
-            if name == "tuning":
-                env.update({f"MLBATCH_TUNING__{k.upper()}": str(v) for k, v in value.items() if v is not None})
+            if name in ("tuning", "serving"):
+                group = {
+                    k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items() if v is not None
+                }
+                env.update({f"MLBATCH_{name.upper()}__{k.upper()}": v for k, v in group.items()})
                 continue
             if value is None:
                 continue
@@ -157,16 +191,24 @@ class Settings(BaseSettings):
             env[f"MLBATCH_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
         return env
 
+    def with_serving(self, **overrides: Any) -> Settings:
+        """These settings with some ``serving`` values replaced (the ``serve`` command's flags), checked again."""
+        try:
+            serving = Serving.model_validate({**self.serving.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, prefix="MLBATCH_SERVING__")) from None
+        return self.model_copy(update={"serving": serving})
+
     def hmac_key(self) -> str | None:
         return self.card_hmac_key.get_secret_value() if self.card_hmac_key else None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, prefix: str = "MLBATCH_") -> str:
     """One line per bad setting, named as the variable a person sets, with the value and what was expected."""
     problems = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]] or ["?"]
-        name = "MLBATCH_" + "__".join(p.upper() for p in loc)
+        name = prefix + "__".join(p.upper() for p in loc)
         shown = "" if loc[0] == "card_hmac_key" else f"={err.get('input')!r}"
         problems.append(f"{name}{shown}: {err['msg']}")
     return "invalid settings: " + "; ".join(problems)

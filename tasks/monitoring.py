@@ -39,10 +39,13 @@ def conclude(lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.
 def write_results(
     lake: Lake, spec: ModelSpec, found: alerts.Conclusion, span: tuple[dt.date, dt.date], now: dt.datetime, run_id: str
 ) -> tuple[list[str], str]:
-    """The table (one partition per date, replaced whole, so a retry cannot duplicate rows) and the HTML report."""
+    """The table (one partition per date, replaced whole, so a retry cannot duplicate rows) and the HTML report.
+
+    The report is named by the URL a browser opens when the service's public URL is set, else by its storage URI.
+    """
     keys = table.write_results(lake.storage, spec.name, found.days, now, run_id)
     report = publish_report(lake.storage, spec, span[0], span[1], found.days, found.reasons)
-    return [lake.uri(k) for k in keys], lake.uri(report)
+    return [lake.uri(k) for k in keys], reports.report_location(lake.settings.public_url, spec.name, lake.uri(report))
 
 
 @compute_task(name="emit-monitoring-events")

@@ -75,7 +75,7 @@ def backfill(args: argparse.Namespace, lake: Lake) -> Any:
 def monitor(args: argparse.Namespace, lake: Lake) -> Any:
     from flows.monitor import monitor as flow
 
-    return flow(model=args.model, start=args.start, end=args.end)
+    return flow(model=args.model, start=args.start, end=args.end, as_of=args.as_of)
 
 
 def promote(args: argparse.Namespace, lake: Lake) -> Any:
@@ -119,11 +119,10 @@ def history(args: argparse.Namespace, lake: Lake) -> Any:
 
 
 def serve(args: argparse.Namespace, lake: Lake) -> Any:
-    from mlbatch.serving.config import ServeSettings
     from mlbatch.serving.server import run
 
     flags = {"host": args.host, "port": args.port, "workers": args.workers, "poll_seconds": args.poll_seconds}
-    run(lake.settings, ServeSettings(**{k: v for k, v in flags.items() if v is not None}), args.models)
+    run(lake.settings.with_serving(**{k: v for k, v in flags.items() if v is not None}), args.models)
     return None
 
 

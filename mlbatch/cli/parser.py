@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--start", type=_date, default=None, metavar="DATE", help="first date (default: --end)")
     p.add_argument("--end", type=_date, default=None, metavar="DATE", help="last date (default: yesterday)")
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="logical day ages are judged on (default: the day after --end)",
+    )
 
     p = add("promote", commands.promote, "make a validated version the champion")
     p.add_argument("model", help=MODEL_HELP)
@@ -177,23 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", commands.serve, "serve the verified champions over HTTP, hot-swapped on promotion (docs/serving.md)"
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP + "; one or more")
-    p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVE_HOST, else 127.0.0.1)")
+    p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVING__HOST, else 127.0.0.1)")
     p.add_argument(
-        "--port", type=_port, default=None, help="port, 0 = any free (default: MLBATCH_SERVE_PORT, else 8080)"
+        "--port", type=_port, default=None, help="port, 0 = any free (default: MLBATCH_SERVING__PORT, else 8080)"
     )
     p.add_argument(
         "--workers",
         type=_workers,
         default=None,
         metavar="N",
-        help="server processes (default: MLBATCH_SERVE_WORKERS, else 1)",
+        help="server processes (default: MLBATCH_SERVING__WORKERS, else 1)",
     )
     p.add_argument(
         "--poll-seconds",
         type=_seconds,
         default=None,
         metavar="S",
-        help="seconds between champion checks (default: MLBATCH_SERVE_POLL_SECONDS, else 5)",
+        help="seconds between champion checks (default: MLBATCH_SERVING__POLL_SECONDS, else 5)",
     )
 
     p = add("versions", commands.versions, "list a model's versions: status (the gates' decision), metric, data as_of")

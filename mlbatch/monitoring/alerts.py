@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlbatch.errors import ParameterError
-from mlbatch.monitoring.checks import DATASET, MODEL, REALIZED, SCORE, DayResult, age_days, staleness_row
+from mlbatch.monitoring.checks import DATASET, MODEL, REALIZED, SCORE, DayResult, age_days, staleness_row, trained_until
 from mlbatch.monitoring.drift import ALERT
 from mlbatch.records import MonitoringRow as Row
 from mlbatch.registry import Registry
@@ -34,36 +34,41 @@ def alert_reasons(rows: list[Row]) -> list[str]:
     return reasons
 
 
-def champion_staleness(spec: ModelSpec, registry: Registry, day: dt.date, now: dt.datetime) -> Row | None:
-    """The staleness row of the current champion, filed under ``day`` (the last monitored date)."""
-    version = registry.champion()
+def champion_staleness(spec: ModelSpec, registry: Registry, day: DayResult, now: dt.datetime) -> Row | None:
+    """The staleness row of the version that scored ``day`` (the last monitored date), else of the champion.
+
+    The version that scored the date, not today's champion: re-monitoring an old date asks how old its model
+    was on that night, which is what a live run asked then.
+    """
+    version = day.model_version or registry.champion()
     if version is None:
         return None
-    return staleness_row(spec, day, version, registry.card(version), now)
+    return staleness_row(spec, day.date, version, registry.card(version), now)
 
 
 def retrain_cooldown(spec: ModelSpec, registry: Registry, now: dt.datetime) -> str | None:
-    """Why an alert must not trigger a retrain at ``now``, or None when it may.
+    """Why an alert must not trigger a retrain at the logical moment ``now``, or None when it may.
 
     Why a pause: drift that outlives a retrain (a shift the new window has only
     begun to show, or one in a feature the model barely uses) alerts every
     night, and each alert would train, gate and perhaps promote yet another
     version. The newest *registered* version counts, promoted or not: a
-    rejected candidate is a retrain that already happened.
+    rejected candidate is a retrain that already happened. Versions trained on
+    data after ``now`` (a replay of an earlier night) did not exist then.
     """
     limit = spec.monitoring.retrain_cooldown_days
     if limit <= 0:
         return None
     for version in reversed(registry.versions()):
         try:
-            registered = registry.card(version).registered_at
+            since = trained_until(registry.card(version))
         except ParameterError:  # a number claimed by a run that died before writing its card
             continue
-        if not registered:
+        if since is None or since > now:
             continue
-        age = age_days(registered, now)
+        age = age_days(since, now)
         if age < limit:
-            return f"version {version} was registered {age:.1f} days ago (monitoring.retrain_cooldown_days: {limit:g})"
+            return f"version {version} was trained {age:.1f} days ago (monitoring.retrain_cooldown_days: {limit:g})"
         return None
     return None
 
@@ -103,9 +108,12 @@ class Conclusion:
 def conclude(
     spec: ModelSpec, registry: Registry, days: list[DayResult], now: dt.datetime, *, retrain_on_alert: bool
 ) -> Conclusion:
-    """Add the champion's staleness to the last monitored date, collect the alerts, and decide on the event."""
+    """Add the champion's staleness to the last monitored date, collect the alerts, and decide on the event.
+
+    ``now`` is logical time (the monitor flow's ``as_of``), so a replay judges ages as the live night did.
+    """
     target = last_monitored(days)
-    stale = champion_staleness(spec, registry, target.date, now)
+    stale = champion_staleness(spec, registry, target, now)
     if stale is not None:
         target.rows.append(stale)
     reasons = alert_reasons([r for d in days for r in d.rows])

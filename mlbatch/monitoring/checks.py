@@ -165,13 +165,27 @@ def realized_rows(spec: ModelSpec, day: dt.date, version: int, joined: pd.DataFr
 
 # ---- staleness -----------------------------------------------------------------------------------------
 def staleness_row(spec: ModelSpec, day: dt.date, version: int, card: ModelCard, now: dt.datetime) -> Row:
-    """Age of the champion in days at ``now``, from its registration; alert beyond the spec's max age."""
-    registered = card.registered_at
-    if not registered:
-        raise MonitoringError(f"card of {spec.name} version {version} has no registered_at: cannot judge staleness")
-    age = age_days(registered, now)
+    """Age in days at the logical moment ``now`` of what ``version`` knows; alert beyond the spec's max age."""
+    since = trained_until(card)
+    if since is None:
+        raise MonitoringError(f"card of {spec.name} version {version} has no data window: cannot judge staleness")
+    age = age_days(since, now)
     limit = float(spec.monitoring.max_age_days)
     return Row.of(day, version, MODEL, "age_days", round(age, 3), limit, ALERT if age > limit else OK)
+
+
+def trained_until(card: ModelCard) -> dt.datetime | None:
+    """Where a version's knowledge ends: its training window's ``as_of``, else (a card without lineage) its
+    registration.
+
+    Why the data and not the wall clock: a replay or a backfill registers a version today on data of last
+    year; measured by the data window, its age at a logical date is what it would have been on that night.
+    """
+    if card.data is not None:
+        return dt.datetime.combine(dt.date.fromisoformat(card.data.as_of), dt.time(), dt.UTC)
+    if card.registered_at:
+        return dt.datetime.fromisoformat(card.registered_at)
+    return None
 
 
 # ---- one date ------------------------------------------------------------------------------------------
@@ -206,6 +220,6 @@ def summarize(days: list[DayResult]) -> pd.DataFrame:
     return pd.DataFrame([r.model_dump() for r in rows], columns=list(Row.model_fields))
 
 
-def age_days(registered_at: str, now: dt.datetime) -> float:
-    """Days from a card's ``registered_at`` to ``now``: the champion's staleness, the retrain pause."""
-    return (now - dt.datetime.fromisoformat(registered_at)).total_seconds() / 86_400
+def age_days(since: dt.datetime, now: dt.datetime) -> float:
+    """Days from ``since`` to the logical moment ``now``: the champion's staleness, the retrain pause."""
+    return (now - since).total_seconds() / 86_400

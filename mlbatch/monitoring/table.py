@@ -49,7 +49,12 @@ def table_key(model: str, day: dt.date) -> str:
 
 
 def report_key(model: str, start: dt.date, end: dt.date) -> str:
-    return join(table_dir(model), REPORTS, f"{model}-{start.isoformat()}_{end.isoformat()}.html")
+    return report_path(model, f"{model}-{start.isoformat()}_{end.isoformat()}.html")
+
+
+def report_path(model: str, name: str) -> str:
+    """The key of report file ``name`` of ``model`` (``name=""``: the reports' folder)."""
+    return join(table_dir(model), REPORTS, name) if name else join(table_dir(model), REPORTS)
 
 
 # ---- the table -----------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +34,10 @@ from mlbatch.engines import build_engine, predictions_of, resolve_engine
 from mlbatch.engines.onnx_kernels import ONNX_EXTENDED
 from mlbatch.errors import IntegrityError, MlbatchError, ObjectNotFoundError, ParameterError, RegistryError
 from mlbatch.features import MISSING_CATEGORY, model_input
+from mlbatch.monitoring.table import report_path
 from mlbatch.records import ONNX_FILE
 from mlbatch.registry import Registry
-from mlbatch.settings import EngineChoice, OnnxKernel, Settings
+from mlbatch.settings import EngineChoice, OnnxKernel, Serving, Settings
 from mlbatch.specs import ModelSpec, get_spec
 from mlbatch.storage import Storage, join
 from mlbatch.storage import open_storage as open_root
@@ -48,6 +50,7 @@ __all__ = [
     "LoadedModel",
     "MlbatchError",
     "ModelSpec",
+    "Serving",
     "Settings",
     "Storage",
     "VerificationError",
@@ -55,10 +58,13 @@ __all__ = [
     "load_spec",
     "load_verified",
     "read_champion",
+    "read_report",
+    "report_names",
     "write_capture",
 ]
 
 JOBLIB_FILE = "model.joblib"
+_REPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.html")
 
 
 class VerificationError(MlbatchError):
@@ -267,6 +273,26 @@ def write_capture(storage: Storage, key: str, table: pa.Table) -> str:
 def capture_prefix(model: str, day: dt.date) -> str:
     """``captures/<model>/dt=YYYY-MM-DD``: the layout of a nightly partition, so monitoring can read it."""
     return join("captures", model, f"dt={day.isoformat()}")
+
+
+def read_report(storage: Storage, model: str, name: str) -> bytes | None:
+    """The HTML report ``name`` of ``model`` written by ``mlbatch monitor``, or None when there is none.
+
+    ``name`` must be a plain ``*.html`` file name (no separators), so a URL can
+    never reach anything but ``monitoring/<model>/_reports/``.
+    """
+    if not _REPORT_NAME.fullmatch(name):
+        return None
+    try:
+        return storage.read_bytes(report_path(model, name))
+    except ObjectNotFoundError:
+        return None
+
+
+def report_names(storage: Storage, model: str) -> list[str]:
+    """The reports of ``model``, newest run span last (their names sort by date)."""
+    prefix = report_path(model, "")
+    return sorted(o.key.rsplit("/", 1)[-1] for o in storage.list(prefix) if o.key.endswith(".html"))
 
 
 def open_storage(settings: Settings) -> Storage:

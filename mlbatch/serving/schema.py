@@ -4,7 +4,8 @@ Two request forms carry the same rows: ``{"rows": [{column: value, ...}]}``
 (plain JSON) and the Open Inference Protocol's named tensors (one input per
 column). Both become one Arrow record batch with the columns a nightly input
 file has (ids, numeric features as float64, categorical features as text),
-so the nightly job's own batch step scores it.
+so the nightly job's own batch step scores it. This module holds the plain
+form and the checks both share; ``oip`` parses the named tensors.
 
 Every field is checked before anything is scored, and a bad request gets a
 422 whose messages name the row (or input), the field and what was expected.
@@ -12,50 +13,22 @@ Every field is checked before anything is scored, and a bad request gets a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
 from pydantic import create_model as create_pydantic_model
 
-MAX_ERRORS = 20  # messages listed in one 422: enough to fix a request, small enough to bound the answer
+from mlbatch.serving.problems import MAX_ERRORS, RequestError, problem, shown
 
 NUMBER = "a number or null"
 TEXT = "a string or null"
 IDENTIFIER = "an integer or a string (required, not null)"
 SCALAR = "a string, number, boolean or null"
 
-#: OIP datatypes each kind of column accepts
-NUMERIC_DATATYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
-ID_DATATYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BYTES"}
-TEXT_DATATYPES = {"BYTES"}
-
 Number = Annotated[float, Strict()]  # strict: "1.5" and true are refused, not coerced
-
-
-class RequestError(Exception):
-    """A request the service refuses; ``status`` is the HTTP status, ``problems`` one message per bad field."""
-
-    def __init__(self, status: int, problems: list[dict[str, Any]], omitted: int = 0) -> None:
-        self.status = status
-        self.problems = problems[:MAX_ERRORS]
-        self.omitted = max(0, len(problems) - MAX_ERRORS) + omitted  # found but not listed
-        super().__init__("; ".join(p["message"] for p in self.problems))
-
-    def body(self) -> dict[str, Any]:
-        """The answer's JSON: the first message as ``error``, then every problem found (up to ``MAX_ERRORS``)."""
-        out: dict[str, Any] = {"error": self.problems[0]["message"] if self.problems else "bad request"}
-        out["detail"] = self.problems
-        if self.omitted:
-            out["omitted"] = self.omitted
-        return out
-
-
-def problem(message: str, **where: Any) -> dict[str, Any]:
-    return {**{k: v for k, v in where.items() if v is not None}, "message": message}
 
 
 @dataclass(frozen=True)
@@ -134,7 +107,7 @@ class RequestSchema:
         except orjson.JSONDecodeError as exc:
             raise RequestError(422, [problem(f"body: not valid JSON ({exc})", field="body")]) from None
         if type(doc) is not dict:
-            raise RequestError(422, [problem(f'body: expected an object {{"rows": [...]}}, got {_shown(doc)}')])
+            raise RequestError(422, [problem(f'body: expected an object {{"rows": [...]}}, got {shown(doc)}')])
         extra = [k for k in doc if k != "rows"]
         problems = [problem(f'{k}: unknown field; expected only "rows"', field=k) for k in extra]
         rows = doc.get("rows")
@@ -143,7 +116,7 @@ class RequestSchema:
                 0, problem('rows: required field is missing; expected {"rows": [{...}, ...]}', field="rows")
             )
         elif type(rows) is not list:
-            problems.insert(0, problem(f"rows: expected a list of row objects, got {_shown(rows)}", field="rows"))
+            problems.insert(0, problem(f"rows: expected a list of row objects, got {shown(rows)}", field="rows"))
         elif not rows:
             problems.insert(0, problem("rows: expected at least one row", field="rows"))
         elif len(rows) > self.max_rows:
@@ -156,7 +129,7 @@ class RequestSchema:
         required = allowed - set(self.columns.passthrough)
         for i, row in enumerate(rows):
             if type(row) is not dict:
-                problems.append(problem(f"rows[{i}]: expected an object of fields, got {_shown(row)}", row=i))
+                problems.append(problem(f"rows[{i}]: expected an object of fields, got {shown(row)}", row=i))
                 continue
             keys = row.keys()
             if keys == allowed:
@@ -191,90 +164,6 @@ class RequestSchema:
     @staticmethod
     def _row_field(column: str, row: int) -> str:
         return f"rows[{row}].{column}"
-
-    # ---- Open Inference Protocol -------------------------------------------------------------------
-    def parse_infer(self, body: bytes) -> tuple[pa.RecordBatch, dict[str, Any]]:
-        """The inputs of an OIP ``infer`` request as a record batch, and the request's ``id`` and ``outputs``.
-
-        Raises:
-            RequestError: 413 over ``max_rows``; 422 naming each bad input, element and expectation otherwise.
-        """
-        try:
-            request = InferRequest.model_validate_json(body)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors(include_url=False):
-                where = ".".join(str(p) for p in err["loc"]) or "body"
-                problems.append(problem(f"{where}: {err['msg']}", field=where))
-            raise RequestError(422, problems) from None
-        known = self.columns.all
-        problems: list[dict[str, Any]] = []
-        data: dict[str, list[Any]] = {}
-        lengths: dict[str, int] = {}
-        for i, tensor in enumerate(request.inputs):
-            where = f"inputs[{i}] ({tensor.name})"
-            if tensor.name not in known:
-                problems.append(problem(f"{where}: unknown input; expected only {', '.join(known)}", input=tensor.name))
-                continue
-            if tensor.name in data:
-                problems.append(problem(f"{where}: given twice", input=tensor.name))
-                continue
-            allowed = self._datatypes(tensor.name)
-            if allowed is not None and tensor.datatype not in allowed:
-                problems.append(
-                    problem(
-                        f"{where}: datatype {tensor.datatype}; expected one of {', '.join(sorted(allowed))}",
-                        input=tensor.name,
-                    )
-                )
-                continue
-            values = _flatten(tensor.data)
-            size = 1
-            for dim in tensor.shape:
-                size *= dim
-            if len(tensor.shape) not in (1, 2) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
-                problems.append(problem(f"{where}: shape {tensor.shape}; expected [N] or [N, 1]", input=tensor.name))
-                continue
-            if size != len(values):
-                problems.append(
-                    problem(
-                        f"{where}: shape {tensor.shape} holds {size} values but data has {len(values)}",
-                        input=tensor.name,
-                    )
-                )
-                continue
-            data[tensor.name] = values
-            lengths[tensor.name] = len(values)
-        required = [*self.columns.id_columns, *self.columns.numeric, *self.columns.categorical]
-        for name in dict.fromkeys(required):
-            if name not in data and not any(p.get("input") == name for p in problems):
-                problems.append(
-                    problem(f"inputs: {name} is missing; expected {self.columns.expected(name)}", input=name)
-                )
-        if problems:
-            raise RequestError(422, problems)
-        counts = sorted(set(lengths.values()))
-        if len(counts) > 1:
-            shown = ", ".join(f"{k}={v}" for k, v in lengths.items())
-            raise RequestError(422, [problem(f"inputs: every input needs the same number of rows; got {shown}")])
-        n = counts[0]
-        if n > self.max_rows:
-            raise RequestError(413, [problem(f"inputs: {n} rows, at most {self.max_rows} per request")])
-        if n == 0:
-            raise RequestError(422, [problem("inputs: expected at least one row")])
-        for name in self.columns.passthrough:
-            data.setdefault(name, [None] * n)
-        batch = self.to_batch(data, lambda c, j: f"inputs ({c}) element {j}", n)
-        return batch, {"id": request.id, "outputs": [o.name for o in request.outputs or []]}
-
-    def _datatypes(self, name: str) -> set[str] | None:
-        if name in self.columns.id_columns:
-            return ID_DATATYPES
-        if name in self.columns.numeric:
-            return NUMERIC_DATATYPES
-        if name in self.columns.categorical:
-            return TEXT_DATATYPES
-        return None
 
     # ---- both ------------------------------------------------------------------------------------
     def to_batch(
@@ -319,7 +208,7 @@ class RequestSchema:
             for j in bad[:MAX_ERRORS]:
                 problems.append(
                     problem(
-                        f"{where(name, j)}: expected {self.columns.expected(name)}, got {_shown(original[j])}",
+                        f"{where(name, j)}: expected {self.columns.expected(name)}, got {shown(original[j])}",
                         row=j,
                         field=name,
                         expected=self.columns.expected(name),
@@ -337,52 +226,3 @@ class RequestSchema:
             if pa.types.is_null(array.type):  # every value null: the type the column has in a nightly file
                 arrays[name] = pa.nulls(n, pa.float64() if name in self.columns.numeric else pa.string())
         return pa.RecordBatch.from_pydict(arrays)
-
-
-class InferInput(BaseModel):
-    """One OIP input tensor: a column of the model's input."""
-
-    model_config = ConfigDict(extra="ignore")
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any]
-    parameters: dict[str, Any] | None = None
-
-
-class InferOutputRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    name: str
-    parameters: dict[str, Any] | None = None
-
-
-class InferRequest(BaseModel):
-    """An OIP inference request (``POST /v2/models/{model}/infer``)."""
-
-    model_config = ConfigDict(extra="ignore")
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    inputs: list[InferInput] = Field(..., min_length=1)
-    outputs: list[InferOutputRequest] | None = None
-
-
-def _flatten(data: Iterable[Any]) -> list[Any]:
-    """OIP data may be nested by shape (``[[1.0], [2.0]]``) or flat; a column is flat."""
-    out: list[Any] = []
-    for v in data:
-        if isinstance(v, list):
-            out.extend(v)
-        else:
-            out.append(v)
-    return out
-
-
-def _shown(value: Any) -> str:
-    """A bad value as a message shows it: its JSON type, and the value itself when short."""
-    text = repr(value)
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object"}.get(
-        type(value), type(value).__name__
-    )
-    if value is None:
-        return "null"
-    return f"{kind} {text}" if len(text) <= 40 else f"{kind} {text[:37]}..."

@@ -16,15 +16,16 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
-from mlbatch.serving.app import Service, create_app
-from mlbatch.serving.config import ServeSettings
+from mlbatch.serving.app import create_app
 from mlbatch.serving.model import Settings
+from mlbatch.serving.service import Service
 
 log = logging.getLogger(__name__)
 
 
-def build_config(settings: Settings, serve: ServeSettings, models: list[str]) -> uvicorn.Config:
+def build_config(settings: Settings, models: list[str]) -> uvicorn.Config:
     """uvicorn's configuration for serving ``models``; the app itself is built in each worker."""
+    serve = settings.serving
     # uvicorn configures logging again in each worker process: the project's loggers (refused versions, swaps)
     # join its handler there, or a worker would drop them
     log_config = copy.deepcopy(LOGGING_CONFIG)
@@ -34,7 +35,7 @@ def build_config(settings: Settings, serve: ServeSettings, models: list[str]) ->
         "propagate": False,
     }
     return uvicorn.Config(
-        partial(create_app, settings, serve, list(models)),
+        partial(create_app, settings, list(models)),
         factory=True,
         host=serve.host,
         port=serve.port,
@@ -52,14 +53,15 @@ def build_config(settings: Settings, serve: ServeSettings, models: list[str]) ->
     )
 
 
-def run(settings: Settings, serve: ServeSettings, models: list[str]) -> None:
+def run(settings: Settings, models: list[str]) -> None:
     """Serve ``models`` until interrupted (SIGINT/SIGTERM stop it gracefully).
 
     Raises:
         MlbatchError: an unknown model, no API key, a bad setting: found before the port is opened.
     """
-    Service(settings, serve, models)  # every check once, in the parent, before any worker starts
-    config = build_config(settings, serve, models)
+    Service(settings, models)  # every check once, in the parent, before any worker starts
+    config = build_config(settings, models)
+    serve = settings.serving
     server = uvicorn.Server(config)
     log.info("serving %s on http://%s:%d with %d worker(s)", ", ".join(models), serve.host, serve.port, serve.workers)
     if serve.workers > 1:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pandas as pd
@@ -33,14 +34,16 @@ from tests_support import install_champion, small_retrain_lake, storage_of
 
 from mlbatch import retraining
 from mlbatch.engines import build_engine, resolve_engine
+from mlbatch.monitoring.table import report_key
 from mlbatch.parallel import Parallelism
 from mlbatch.partitions import partition_files
 from mlbatch.registry import Registry, serialize_model
+from mlbatch.reports import report_location
 from mlbatch.sampledata import generate_day
 from mlbatch.scoring.stream import RunContext, score_file
-from mlbatch.serving.config import ServeSettings, key_digest
+from mlbatch.serving.config import key_digest, key_digests
 from mlbatch.serving.server import build_config
-from mlbatch.settings import Settings
+from mlbatch.settings import Serving, Settings
 from mlbatch.specs import get_spec
 from mlbatch.training import load_window
 
@@ -88,8 +91,7 @@ def _answers(client: httpx.Client, path: str, status: int) -> bool:
 def serving(settings: Settings, models: tuple[str, ...] = ("churn",), **overrides: Any) -> Iterator[Running]:
     """The service on 127.0.0.1 (a free port) in a thread of this process; stopped gracefully on exit."""
     values = {"api_key_hashes": f"{key_digest(KEY)},{key_digest(OLD_KEY)}", "poll_seconds": 0.2, **overrides}
-    serve = ServeSettings(_env_file=None, **values)
-    server = uvicorn.Server(build_config(settings, serve, list(models)))
+    server = uvicorn.Server(build_config(settings.with_serving(**values), list(models)))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -122,7 +124,7 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 def serving_process(settings: Settings, *flags: str) -> Iterator[tuple[Running, subprocess.Popen[str]]]:
     """``mlbatch serve churn`` as a user starts it, in its own process, ready when this yields."""
     port = _free_port()
-    env = {**_cli_env(settings), "MLBATCH_SERVE_API_KEY_HASHES": key_digest(KEY)}
+    env = {**_cli_env(settings), "MLBATCH_SERVING__API_KEY_HASHES": key_digest(KEY)}
     command = [str(MLBATCH), "serve", "churn", "--port", str(port), *flags]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -205,6 +207,31 @@ def test_predict_and_infer_round_trip(settings: Settings) -> None:
         assert meta["promoted_at"] == Registry(storage_of(settings), "churn").history()[-1].at
         assert running.metric('mlbatch_serve_requests_total{endpoint="/models/{model}/predict",status="200"}') == 1
         assert running.metric("mlbatch_serve_model_version") == version
+
+
+def test_monitoring_reports_are_served_read_only_at_the_url_the_artifact_links(settings: Settings) -> None:
+    """The report opens at the path ``report_location`` builds, with a key, champion or not; nothing else leaks."""
+    storage = storage_of(settings)
+    key = report_key("churn", START, START + dt.timedelta(days=6))
+    page = b"<!doctype html><title>report</title><p>realized roc_auc 0.81</p>"
+    storage.write_bytes(key, page)
+    storage.write_bytes("registry/churn/versions/000001/card.json", b"{}")  # must stay unreachable
+    path = urlsplit(report_location("https://ml.example.com/", "churn", storage.uri(key))).path
+    with serving(settings) as running:  # no champion: the model endpoints answer 503, the reports still open
+        assert predict(running, rows_of(1)).status_code == 503
+        served = running.client.get(path, headers=AUTH)
+        assert served.status_code == 200 and served.content == page
+        assert served.headers["content-type"].startswith("text/html")
+        listing = running.client.get("/reports/churn/", headers=AUTH).json()
+        assert listing["reports"] == [{"name": key.rsplit("/", 1)[-1], "url": path}]
+        assert running.client.get(path).status_code == 401
+        for bad in (
+            "/reports/churn/nope.html",
+            "/reports/churn/..%2F..%2Fregistry%2Fchurn%2Fversions%2F000001%2Fcard.json",
+        ):
+            missing = running.client.get(bad, headers=AUTH)
+            assert missing.status_code == 404 and "{}" not in missing.text, bad
+        assert running.client.get("/reports/other/", headers=AUTH).status_code == 404
 
 
 # ---- the same score online as in a nightly partition ----------------------------------------------------
@@ -298,9 +325,9 @@ def test_key_file_and_no_key_refused(local_settings: Settings, tmp_path: Path) -
     from mlbatch.serving.config import ServeConfigError
 
     with pytest.raises(ServeConfigError, match="no API keys"):
-        ServeSettings(_env_file=None).key_digests()
+        key_digests(Serving())
     with pytest.raises(ServeConfigError, match="entry 2 is not a SHA-256") as caught:
-        ServeSettings(_env_file=None, api_key_hashes=f"{key_digest('a')},raw-secret").key_digests()
+        key_digests(Serving(api_key_hashes=f"{key_digest('a')},raw-secret"))
     assert "raw-secret" not in str(caught.value)
 
 
@@ -516,10 +543,10 @@ def test_cli_serve_with_two_workers_and_a_graceful_stop(local_settings: Settings
     env = _cli_env(local_settings)
     refused = subprocess.run([str(MLBATCH), "serve", "churn"], env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1
-    assert refused.stderr.strip().splitlines()[-1].startswith("error: no API keys: set MLBATCH_SERVE_API_KEY_HASHES")
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: no API keys: set MLBATCH_SERVING__API_KEY_HASHES")
     unknown = subprocess.run(
         [str(MLBATCH), "serve", "nope"],
-        env={**env, "MLBATCH_SERVE_API_KEY_HASHES": key_digest(KEY)},
+        env={**env, "MLBATCH_SERVING__API_KEY_HASHES": key_digest(KEY)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -527,7 +554,7 @@ def test_cli_serve_with_two_workers_and_a_graceful_stop(local_settings: Settings
     assert unknown.returncode == 1 and "error: unknown model 'nope'" in unknown.stderr
 
     port = _free_port()
-    env["MLBATCH_SERVE_API_KEY_HASHES"] = key_digest(KEY)
+    env["MLBATCH_SERVING__API_KEY_HASHES"] = key_digest(KEY)
     command = [str(MLBATCH), "serve", "churn", "--port", str(port), "--workers", "2", "--poll-seconds", "0.5"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

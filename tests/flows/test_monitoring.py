@@ -50,7 +50,7 @@ from mlbatch.profiles import (
     category_counts,
     numeric_profile,
 )
-from mlbatch.records import ModelCard
+from mlbatch.records import CardData, ModelCard
 from mlbatch.registry import Registry, serialize_model
 from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
 from mlbatch.scoring import read_manifest, read_predictions
@@ -193,7 +193,7 @@ def test_staleness_alerts_past_the_maximum_age(churn_spec, age_days, expected):
 @pytest.mark.parametrize(
     ("cooldown_days", "ages_days", "expected"),
     [
-        (7, [30, 2], "version 2 was registered 2.0 days ago (monitoring.retrain_cooldown_days: 7)"),
+        (7, [30, 2], "version 2 was trained 2.0 days ago (monitoring.retrain_cooldown_days: 7)"),
         (7, [30, 8], None),  # the newest version counts, and it is old enough
         (7, [2, 30], None),  # by number: the newest number is the last retrain
         (0, [30, 0.1], None),  # 0: every alert triggers
@@ -211,6 +211,41 @@ def test_a_recent_retrain_holds_back_the_retrain_event(storage, churn_spec, cool
     storage.write_bytes(join(registry.version_prefix(len(ages_days) + 1), "model.joblib"), b"partial")
 
     assert retrain_cooldown(_spec(churn_spec, retrain_cooldown_days=cooldown_days), registry, now) == expected
+
+
+def _card_trained_on(version: int, as_of: dt.date, registered_at: dt.datetime) -> ModelCard:
+    data = CardData(
+        as_of=as_of.isoformat(),
+        window_start="2025-01-01",
+        window_end=as_of.isoformat(),
+        holdout_days=7,
+        rows_train=1,
+        rows_holdout=1,
+        fingerprint="f",
+    )
+    return ModelCard(model="churn", version=version, registered_at=registered_at.isoformat(), data=data)
+
+
+def test_ages_are_logical_time_from_the_training_data_not_the_wall_clock(storage, churn_spec):
+    """A replay registers versions today on last year's data; at a past logical date they are as old as then."""
+    today = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)  # the wall clock of the replay: every card registered now
+    spec = _spec(churn_spec, max_age_days=42, retrain_cooldown_days=7)
+    old = _card_trained_on(3, dt.date(2025, 3, 1), today)
+    night = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)  # 50 days after its data ends: stale then, whatever the clock
+    row = staleness_row(spec, dt.date(2025, 4, 19), 3, old, night)
+    assert (row.value, row.verdict) == (50, ALERT)
+    assert staleness_row(spec, dt.date(2025, 3, 10), 3, old, dt.datetime(2025, 3, 11, tzinfo=dt.UTC)).verdict == OK
+
+    registry = Registry(storage, "churn")
+    for as_of in (dt.date(2025, 3, 1), dt.date(2025, 4, 17), dt.date(2025, 6, 1)):
+        version = registry.register(b"model", {"metrics": {}})
+        card = _card_trained_on(version, as_of, today).to_json()
+        storage.write_json(registry.card_key(version), card)  # register() stamps the wall clock, as a replay does
+    # on 2025-04-20 version 3 (June's data) did not exist yet; version 2 was trained 3 days before: a pause
+    assert retrain_cooldown(spec, registry, night) == (
+        "version 2 was trained 3.0 days ago (monitoring.retrain_cooldown_days: 7)"
+    )
+    assert retrain_cooldown(spec, registry, dt.datetime(2025, 4, 30, tzinfo=dt.UTC)) is None
 
 
 def row_reason(row) -> str:
@@ -386,12 +421,25 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     assert (again["verdict"].to_numpy() == table["verdict"].to_numpy()).all()
     assert _events("mlbatch.model.alert", "churn", quiet_run) == []
 
-    # with the default cooldown (7 days) the same alerts emit no event either: the champion was registered just now
+    # with the default cooldown (7 days) the same alerts emit no event either: the champion's data ends 5 days before
     monkeypatch.delenv("MLBATCH_RETRAIN_ON_ALERT")
     small_churn_spec(repo_root / "models" / "churn.yaml", models)
+    # with the web service's public URL set, the artifact links the report where a browser opens it
+    monkeypatch.setenv("MLBATCH_PUBLIC_URL", "https://ml.example.com/")
     cooling = monitor(model="churn", start=SCORED[0], end=SCORED[-1])
+    served = f"https://ml.example.com/reports/churn/churn-{SCORED[0]}_{SCORED[-1]}.html"
+    assert cooling["report"] == served
+    assert _artifacts(cooling["run_id"])[0].data.endswith(f"({served})")
     assert cooling["alerts"] == result["alerts"]
     assert cooling["events"] == ["mlbatch.model.monitored"]
     assert _events("mlbatch.model.alert", "churn", cooling["run_id"]) == []
     _, verdicts = _artifacts(cooling["run_id"])
-    assert f"cooling down after a retrain (version {version} was registered" in verdicts.data
+    assert f"cooling down after a retrain (version {version} was trained" in verdicts.data
+
+    # a replay of the same dates judged 60 days after the champion's data ends (logical time, --as-of): the
+    # champion is stale past max_age_days (42) and no retrain is recent then, so the retrain event is emitted
+    replay = monitor(model="churn", start=SCORED[-1], end=SCORED[-1], as_of=AS_OF + dt.timedelta(days=60))
+    assert replay["as_of"] == (AS_OF + dt.timedelta(days=60)).isoformat()
+    assert f"{SCORED[-1]}: champion v{version} is 60.0 days old (max 42)" in replay["alerts"]
+    assert "mlbatch.model.alert" in replay["events"]
+    assert len(_events("mlbatch.model.alert", "churn", replay["run_id"])) == 1

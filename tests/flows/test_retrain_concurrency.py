@@ -45,10 +45,45 @@ def _validated(registry: Registry, count: int) -> list[int]:
     return versions
 
 
+class _StaleThenSerialized:
+    """Storage through which every writer lists the versions before any writes, then writes one at a time.
+
+    The interleaving that makes numbers collide (every writer computes the same next number from the same
+    listing) is forced by a barrier after each thread's first listing; the writes themselves are serialized,
+    as real S3 and local disk evaluate a create-only write atomically. moto's server does not (see
+    ENVIRONMENT.md), so letting the writes overlap there would test moto, not the registry.
+    """
+
+    def __init__(self, storage, writers: int) -> None:
+        self._storage = storage
+        self._listed = threading.Barrier(writers)
+        self._seen = threading.local()
+        self._writes = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+    def list_dirs(self, prefix):
+        listing = self._storage.list_dirs(prefix)
+        if not getattr(self._seen, "listed", False):
+            self._seen.listed = True
+            self._listed.wait()
+        return listing
+
+    def write_bytes(self, key, data, **conditions):
+        with self._writes:
+            return self._storage.write_bytes(key, data, **conditions)
+
+    def write_json(self, key, document, **conditions):
+        with self._writes:
+            return self._storage.write_json(key, document, **conditions)
+
+
 def test_concurrent_registrations_take_distinct_numbers(storage):
-    registry = Registry(storage, "churn")
+    registry = Registry(_StaleThenSerialized(storage, 6), "churn")
     results = _race(6, lambda i: registry.register(ARTIFACT, {"metrics": {"candidate": {}}, "writer": i}))
     assert sorted(results) == [1, 2, 3, 4, 5, 6]
+    registry = Registry(storage, "churn")
     assert registry.versions() == [1, 2, 3, 4, 5, 6]
     for version in results:  # each card belongs to the writer that claimed the number
         assert registry.card(version)["version"] == version

@@ -12,7 +12,9 @@ import pytest
 from mlbatch.serving.auth import ApiKeys
 from mlbatch.serving.capture import CaptureBuffer
 from mlbatch.serving.config import key_digest
-from mlbatch.serving.schema import Columns, RequestError, RequestSchema
+from mlbatch.serving.oip import parse_infer
+from mlbatch.serving.problems import RequestError
+from mlbatch.serving.schema import Columns, RequestSchema
 
 COLUMNS = Columns("toy", ("id",), ("x", "y"), ("colour",), ("note",))
 ROW = {"id": 1, "x": 1.5, "y": None, "colour": "red"}
@@ -84,11 +86,11 @@ def test_oip_inputs_are_columns_checked_by_datatype_and_shape() -> None:
         {"name": "y", "datatype": "INT32", "shape": [2], "data": [1, 2]},
         {"name": "colour", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]},
     ]
-    batch, meta = schema.parse_infer(orjson.dumps({"id": "q", "inputs": inputs}))
+    batch, meta = parse_infer(schema, orjson.dumps({"id": "q", "inputs": inputs}))
     assert batch.column("x").to_pylist() == [0.5, None] and meta == {"id": "q", "outputs": []}
     bad = [{**inputs[0], "shape": [3]}, {**inputs[1], "datatype": "BYTES"}, inputs[2]]
     with pytest.raises(RequestError) as caught:
-        schema.parse_infer(orjson.dumps({"inputs": bad}))
+        parse_infer(schema, orjson.dumps({"inputs": bad}))
     messages = [d["message"] for d in caught.value.body()["detail"]]
     assert messages == [
         "inputs[0] (id): shape [3] holds 3 values but data has 2",
