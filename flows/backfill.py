@@ -46,7 +46,8 @@ def backfill_scoring(
         )
         outcomes += t.score_dates(score, spec.name, to_score, chosen, overwrite, cores, max_parallel)
         t.report(spec, days, outcomes)
+    summary = {"model": spec.name, "version": chosen, **backfill.counts(outcomes)}
     message = backfill.failure_message(spec.name, outcomes)
     if message:
-        raise ScoringError(message)
-    return {"model": spec.name, "version": chosen, **backfill.counts(outcomes)}
+        raise ScoringError(message, summary)
+    return summary

@@ -50,7 +50,8 @@ def score(
         errors, files = result.manifest.errors, len(night.files)
         raise ScoringError(
             f"{len(errors)} of {files} files of {spec.name} {day} could not be scored and were quarantined "
-            f"(the other {files - len(errors)} were published): " + "; ".join(e.reason for e in errors)
+            f"(the other {files - len(errors)} were published): " + "; ".join(e.reason for e in errors),
+            result.summary(),
         )
     return result.summary()
 

@@ -80,7 +80,34 @@ class EngineError(MlbatchError, ValueError):
 
 
 class ScoringError(MlbatchError):
-    """Raised when a scoring run ends with files that could not be scored; the good files are still published."""
+    """Raised when a scoring run ends with files (or a backfill with dates) that could not be scored.
+
+    The good files or dates are still published; ``result`` is the run's summary, so an entry point can still
+    show what was published (the CLI prints it and exits with its own code for a partial result).
+    """
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[type[ScoringError], tuple[str, dict | None]]:
+        """Pickled with its result: Prefect may store a failed run's exception and raise the copy."""
+        return (type(self), (str(self), self.result))
+
+
+class CandidateRejectedError(MlbatchError):
+    """Raised by the CLI when a retrain finished but its candidate was rejected by a gate.
+
+    The run itself succeeded (the rejected version and its verdict are registered), so the flow does not
+    raise; a script still needs to tell "no new model" from success without parsing the summary.
+    """
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[type[CandidateRejectedError], tuple[str, dict | None]]:
+        return (type(self), (str(self), self.result))
 
 
 class MonitoringError(MlbatchError, ValueError):

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlbatch.errors import ConfigError
@@ -48,6 +49,10 @@ from mlbatch.storage.base import S3Options
 DEFAULT_ENV_FILE = ".env"
 EngineChoice = Literal["auto", "sklearn", "onnx"]
 OnnxKernel = Literal["onnx-extended", "onnxruntime"]
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
 
 
 class Tuning(BaseModel):
@@ -112,8 +117,8 @@ class Settings(BaseSettings):
     )
     s3_sse_kms_key_id: str | None = Field(default=None, description="KMS key id when s3_sse is aws:kms.")
     s3_max_attempts: int = Field(default=5, ge=1, le=20, description="botocore retry attempts (standard mode).")
-    log_level: str = Field(default="INFO", description="Level of the project's loggers.")
-    timezone: str = Field(default="UTC", description="Timezone of schedules and logical dates.")
+    log_level: LogLevel = Field(default="INFO", description="Level of the project's loggers (any case).")
+    timezone: str = Field(default="UTC", description="Timezone of schedules and logical dates (an IANA name).")
     task_runner: Literal["threads", "dask"] = Field(default="threads", description="Where a night's files are scored.")
     dask_address: str | None = Field(default=None, description="Existing Dask scheduler; None starts a LocalCluster.")
     engine: EngineChoice = Field(default="auto", description="Scoring engine.")
@@ -127,6 +132,16 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="Where the web service is reachable from a browser; artifacts link reports there."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        """A typo here would fail only when a scheduled run derives its date; refuse it when settings are read."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown timezone; expected an IANA name such as UTC or Europe/Amsterdam") from None
+        return value
 
     def __init__(self, **values: Any) -> None:
         """Read ``MLBATCH_ENV_FILE`` now, not at import, and turn a bad value into one ``ConfigError``.

@@ -53,6 +53,23 @@ def window_bounds(as_of: dt.date, window_days: int) -> tuple[dt.date, dt.date]:
     return as_of - dt.timedelta(days=window_days), as_of
 
 
+def _empty_window(found: list[dt.date], start: dt.date, end: dt.date) -> str:
+    """Why a window holds no partition, with the dates that would: a stale lake needs an earlier ``as_of``."""
+    window = f"no partitions between {start} and {end - dt.timedelta(days=1)} (the window before as_of {end})"
+    if not found:
+        return f"{window}; the data set has no partitions at all"
+    newest, oldest = max(found), min(found)
+    if newest < start:
+        return (
+            f"{window}; the newest partition is {newest}: pass as_of (mlbatch retrain --as-of) "
+            f"{newest + dt.timedelta(days=1)} to train on the window ending with it"
+        )
+    if oldest >= end:
+        return f"{window}; the oldest partition is {oldest}: pass a later as_of (mlbatch retrain --as-of)"
+    before, after = max(d for d in found if d < start), min(d for d in found if d >= end)
+    return f"{window}; the nearest partitions are {before} and {after}: the window falls in a gap"
+
+
 def load_window(storage: Storage, spec: ModelSpec, as_of: dt.date, window_days: int | None = None) -> TrainingData:
     """Read the labelled rows of the window before ``as_of``, only the needed columns.
 
@@ -62,16 +79,19 @@ def load_window(storage: Storage, spec: ModelSpec, as_of: dt.date, window_days: 
     """
     days = window_days or spec.training.window_days
     start, end = window_bounds(as_of, days)
-    dates = [d for d in list_partition_dates(storage, spec) if start <= d < end]
+    found = list_partition_dates(storage, spec)
+    dates = [d for d in found if start <= d < end]
     if not dates:
-        raise DataValidationError(
-            storage.uri(spec.dataset.path), [f"no partitions between {start} and {end - dt.timedelta(days=1)}"]
-        )
+        raise DataValidationError(storage.uri(spec.dataset.path), [_empty_window(found, start, end)])
     tables, partitions, problems = [], [], []
     for day in dates:
         files = partition_files(storage, spec, day)
         for obj in files:
-            schema = storage.parquet_file(obj.key).schema_arrow
+            try:
+                schema = storage.parquet_file(obj.key).schema_arrow
+            except pa.ArrowInvalid as exc:  # not Parquet at all (truncated, or another format): name the file
+                problems.append(f"file: {storage.uri(obj.key)} is not a readable Parquet file ({exc})")
+                continue
             found = schema_problems(schema, spec, storage.uri(obj.key), with_target=True)
             if found:
                 problems.extend(f"schema: {problem}" for problem in found)

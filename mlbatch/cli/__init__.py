@@ -3,17 +3,18 @@
 Scripts, cron users and tests drive the project through this command; the
 Prefect UI drives the same flows through the deployments in ``prefect.yaml``.
 The settings are built here, once, from the arguments and the environment,
-and bound for every flow the command runs. Exit code 0 on success; on an
-expected failure one line ``error: ...`` on stderr and exit code 1 (2 for a
-usage error).
+and bound for every flow the command runs. Every expected failure (an
+``MlbatchError``, also when a flow raised it inside Prefect) is one line
+``error: ...`` on stderr and an exit code from ``exits`` (1 failed, 2 usage,
+3 candidate rejected, 4 partly scored); ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -38,26 +39,50 @@ def _offline_prefect() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mlbatch.cli import exits, logs
     from mlbatch.cli.host import guard_host
     from mlbatch.cli.parser import build_parser
 
     args = build_parser().parse_args(argv)
     guard_host()  # what this command starts dies with it; temporary folders of dead runs go
+    debug = args.debug
     try:
         from mlbatch.lake import Lake
         from mlbatch.settings import Settings
 
         settings = Settings(**({"storage_root": args.root} if args.root else {}))
-        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        debug = debug or settings.log_level == "DEBUG"
+        logs.configure(settings.log_level, debug=debug)
         lake = Lake(settings)
+        _check_before_running(args, lake)
         result = _run(args, lake)
     except MlbatchError as exc:
+        partial = getattr(exc, "result", None)
+        if partial is not None:
+            print(json.dumps(partial, indent=2, default=str))  # what was published (or registered) still shows
+        if debug:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exits.code_of(exc)
     if result is not None:
         print(json.dumps(result, indent=2, default=str))
-    return 0
+    return exits.OK
+
+
+def _check_before_running(args: Any, lake: Any) -> None:
+    """Fail on an unknown model or a missing local storage root now, before a Prefect server starts."""
+    from mlbatch.errors import ConfigError
+    from mlbatch.storage.local import LocalStorage
+
+    for model in getattr(args, "models", None) or [getattr(args, "model", None)]:
+        if model is not None:
+            lake.spec(model)
+    storage = lake.storage
+    if not getattr(args, "creates_root", False) and isinstance(storage, LocalStorage) and not storage.root.is_dir():
+        raise ConfigError(
+            f"storage root {storage.root_uri} does not exist (MLBATCH_STORAGE_ROOT or --root); "
+            "expected an existing directory (mlbatch generate or mlbatch demo creates one)"
+        )
 
 
 def _run(args: Any, lake: Any) -> Any:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlbatch.errors import MlbatchError, ParameterError
-from mlbatch.lake import Lake
+from mlbatch.errors import CandidateRejectedError, MlbatchError, ParameterError
+from mlbatch.records.base import REJECTED
+
+if TYPE_CHECKING:  # at run time only: --help and usage errors load neither pyarrow nor boto3
+    from mlbatch.lake import Lake
 
 DEMO_START = dt.date(2026, 1, 1)
 DEMO_DAYS = 75
@@ -30,9 +33,18 @@ def generate(args: argparse.Namespace, lake: Lake) -> Any:
 
 
 def retrain(args: argparse.Namespace, lake: Lake) -> Any:
+    """The retrain flow; a rejected candidate is a finished run but its own exit code (3) for cron and scripts."""
     from flows.retrain import retrain as flow
 
-    return flow(model=args.model, as_of=args.as_of, window_days=args.window_days, promote=not args.no_promote)
+    result = flow(model=args.model, as_of=args.as_of, window_days=args.window_days, promote=not args.no_promote)
+    if result["status"] == REJECTED:
+        champion = result["champion"] or "none"
+        raise CandidateRejectedError(
+            f"{result['model']} version {result['version']} (as_of {result['as_of']}) was {result['note']}; "
+            f"the champion stays {champion}",
+            result,
+        )
+    return result
 
 
 def score(args: argparse.Namespace, lake: Lake) -> Any:

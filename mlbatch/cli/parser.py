@@ -13,8 +13,19 @@ from mlbatch.errors import MlbatchError
 DESCRIPTION = "mlbatch: run each flow locally with the deployments' parameters, and inspect the registry."
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows every default (``%(default)s``) without each option repeating it by hand."""
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that shows every default: ``(default: X)`` unless the help already says it in words.
+
+    An option whose default is ``None`` (the setting's or the spec's value) says so in its help text;
+    flags are off by default; the epilog (the exit codes) keeps its layout.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default is None or action.default is argparse.SUPPRESS or isinstance(action.default, bool)
+        if shown or "default" in text or action.required or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _date(value: str) -> dt.date:
@@ -26,26 +37,44 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _bounded(name: str, upper: int) -> Callable[[str], int]:
-    """An argparse type applying the flows' own range check, so a typo fails before a Prefect server starts."""
+def _bounded(name: str, upper: int, lower: int = 1) -> Callable[[str], int]:
+    """An argparse type checking an integer's range (the flows' own message), before a Prefect server starts."""
 
     def parse(value: str) -> int:
-        from mlbatch.parameters import check_positive
-
         try:
             number = int(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name}: {value!r} is not an integer") from None
-        try:
-            return check_positive(number, name, upper=upper)
-        except MlbatchError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        if not lower <= number <= upper:
+            raise argparse.ArgumentTypeError(
+                f"{name}: {number} is not allowed; expected an integer from {lower} to {upper}"
+            )
+        return number
 
     return parse
 
 
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"poll_seconds: {value!r} is not a number") from None
+    if not 0 < number <= 3600:
+        raise argparse.ArgumentTypeError(f"poll_seconds: {value} is not allowed; expected more than 0, at most 3600")
+    return number
+
+
 _cores = _bounded("cores", 1024)
 _max_parallel = _bounded("max_parallel", 64)
+_version = _bounded("version", 999_999)
+_days = _bounded("days", 3660)
+_rows_per_day = _bounded("rows_per_day", 10_000_000)
+_files_per_day = _bounded("files_per_day", 1000)
+_seed = _bounded("seed", 2**32 - 1, lower=0)
+_window_days = _bounded("window_days", 3660, lower=2)
+_port = _bounded("port", 65535, lower=0)
+_workers = _bounded("workers", 64)
+MODEL_HELP = "name of a spec file in MLBATCH_MODELS_DIR (models/<MODEL>.yaml)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,39 +85,57 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mlbatch", description=DESCRIPTION, formatter_class=_Help)
-    parser.add_argument("--root", help="storage root (overrides MLBATCH_STORAGE_ROOT)")
+    from mlbatch.cli.exits import EPILOG, SHORT_EPILOG
+
+    parser = _Parser(prog="mlbatch", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Help)
+    parser.add_argument("--root", help="storage root (default: MLBATCH_STORAGE_ROOT, else data/lake)")
+    parser.add_argument(
+        "--debug", action="store_true", help="print a failure's traceback and Prefect's own reports of it"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[..., Any], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_, formatter_class=_Help)
+        p = sub.add_parser(name, help=help_, description=help_, epilog=SHORT_EPILOG, formatter_class=_Help)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="as mlbatch --debug")
         p.set_defaults(func=func)
         return p
 
     p = add("demo", commands.demo, "generate sample data, retrain, promote and score a night on the storage root")
-    p.add_argument("--days", type=int, default=commands.DEMO_DAYS, help="days of sample data")
-    p.add_argument("--rows-per-day", type=int, default=2_000, help="rows per day")
+    p.add_argument("--days", type=_days, default=commands.DEMO_DAYS, metavar="N", help="days of sample data")
+    p.add_argument("--rows-per-day", type=_rows_per_day, default=2_000, metavar="N", help="rows per day")
+    p.set_defaults(creates_root=True)
 
     p = add("generate", commands.generate, "write the sample churn data set as daily partitions")
-    p.add_argument("--start", type=_date, default=commands.DEMO_START, help="first date")
-    p.add_argument("--days", type=int, default=commands.DEMO_DAYS, help="days to write")
-    p.add_argument("--rows-per-day", type=int, default=2_000, help="rows per day")
-    p.add_argument("--files-per-day", type=int, default=1, help="files per date partition")
-    p.add_argument("--seed", type=int, default=42, help="random seed (each day is reproducible on its own)")
-    p.add_argument("--drift-from", type=_date, default=None, help="inject drift from this date")
+    p.add_argument("--start", type=_date, default=commands.DEMO_START, metavar="DATE", help="first date")
+    p.add_argument("--days", type=_days, default=commands.DEMO_DAYS, metavar="N", help="days to write")
+    p.add_argument("--rows-per-day", type=_rows_per_day, default=2_000, metavar="N", help="rows per day")
+    p.add_argument("--files-per-day", type=_files_per_day, default=1, metavar="N", help="files per date partition")
+    p.add_argument("--seed", type=_seed, default=42, metavar="N", help="random seed (each day is reproducible)")
+    p.add_argument("--drift-from", type=_date, default=None, metavar="DATE", help="inject drift (default: none)")
+    p.set_defaults(creates_root=True)
 
     p = add("retrain", commands.retrain, "train, evaluate, register and (if every gate passes) promote a candidate")
-    p.add_argument("model")
-    p.add_argument("--as-of", type=_date, default=None, help="first day not trained on (default: today)")
-    p.add_argument("--window-days", type=int, default=None, help="training window (default: the spec's)")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument(
+        "--as-of", type=_date, default=None, metavar="DATE", help="first day not trained on (default: today)"
+    )
+    p.add_argument(
+        "--window-days", type=_window_days, default=None, metavar="N", help="training window (default: the spec's)"
+    )
     p.add_argument("--no-promote", action="store_true", help="register and gate only")
 
     p = add("score", commands.score, "score one date's partition and publish it")
-    p.add_argument("model")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument(
-        "--date", "--run-date", dest="date", type=_date, default=None, help="partition date (default: yesterday)"
+        "--date",
+        "--run-date",
+        dest="date",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="partition date (default: yesterday)",
     )
-    p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
+    p.add_argument("--version", type=_version, default=None, help="pin a validated version (default: the champion)")
     p.add_argument("--overwrite", action="store_true", help="replace an already published partition")
     p.add_argument(
         "--engine",
@@ -100,67 +147,86 @@ def build_parser() -> argparse.ArgumentParser:
         "--cores",
         type=_cores,
         default=None,
+        metavar="N",
         help="cores to plan files, batches and threads for (default: every core of the machine)",
     )
 
     p = add("backfill", commands.backfill, "score every date of a range (skipping published dates) a few at a time")
-    p.add_argument("model")
-    p.add_argument("--start", type=_date, required=True, help="first date (inclusive)")
-    p.add_argument("--end", type=_date, required=True, help="last date (inclusive)")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--start", type=_date, required=True, metavar="DATE", help="first date (inclusive; required)")
+    p.add_argument("--end", type=_date, required=True, metavar="DATE", help="last date (inclusive; required)")
     p.add_argument("--overwrite", action="store_true", help="re-score dates already published")
-    p.add_argument("--max-parallel", type=_max_parallel, default=4, help="dates scored at the same time")
-    p.add_argument("--version", type=int, default=None, help="pin a validated version (default: champion)")
+    p.add_argument("--max-parallel", type=_max_parallel, default=4, metavar="N", help="dates scored at the same time")
+    p.add_argument("--version", type=_version, default=None, help="pin a validated version (default: the champion)")
 
     p = add("monitor", commands.monitor, "drift, realized performance and staleness of scored dates; report and alert")
-    p.add_argument("model")
-    p.add_argument("--start", type=_date, default=None, help="first date (default: --end)")
-    p.add_argument("--end", type=_date, default=None, help="last date (default: yesterday)")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--start", type=_date, default=None, metavar="DATE", help="first date (default: --end)")
+    p.add_argument("--end", type=_date, default=None, metavar="DATE", help="last date (default: yesterday)")
     p.add_argument(
-        "--as-of", type=_date, default=None, help="logical day ages are judged on (default: the day after --end)"
+        "--as-of",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="logical day ages are judged on (default: the day after --end)",
     )
 
     p = add("promote", commands.promote, "make a validated version the champion")
-    p.add_argument("model")
-    p.add_argument("version", type=int)
-    p.add_argument("--reason", required=True)
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("version", type=_version, help="a validated version (see mlbatch versions MODEL)")
+    p.add_argument("--reason", required=True, help="why, recorded in the alias history (required)")
 
     p = add("rollback", commands.rollback, "re-point the champion at the previous champion")
-    p.add_argument("model")
-    p.add_argument("--reason", required=True)
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--reason", required=True, help="why, recorded in the alias history (required)")
 
     p = add(
         "serve", commands.serve, "serve the verified champions over HTTP, hot-swapped on promotion (docs/serving.md)"
     )
-    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP + "; one or more")
     p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVING__HOST, else 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: MLBATCH_SERVING__PORT, else 8080)")
     p.add_argument(
-        "--workers", type=int, default=None, help="server processes (default: MLBATCH_SERVING__WORKERS, else 1)"
+        "--port", type=_port, default=None, help="port, 0 = any free (default: MLBATCH_SERVING__PORT, else 8080)"
     )
-    p.add_argument("--poll-seconds", type=float, default=None, help="seconds between champion checks (default 5)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="server processes (default: MLBATCH_SERVING__WORKERS, else 1)",
+    )
+    p.add_argument(
+        "--poll-seconds",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds between champion checks (default: MLBATCH_SERVING__POLL_SECONDS, else 5)",
+    )
 
-    p = add("versions", commands.versions, "list a model's versions with status and metric")
-    p.add_argument("model")
+    p = add("versions", commands.versions, "list a model's versions: status (the gates' decision), metric, data as_of")
+    p.add_argument("model", help=MODEL_HELP)
 
     p = add("card", commands.card, "show a version's model card and verdict (default: the champion)")
-    p.add_argument("model")
-    p.add_argument("--version", type=int, default=None, help="version (default: the champion)")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--version", type=_version, default=None, help="version (default: the champion)")
     p.add_argument("--full", action="store_true", help="include the reference profile")
 
     p = add("history", commands.history, "show the champion alias history")
-    p.add_argument("model")
+    p.add_argument("model", help=MODEL_HELP)
 
     help_ = "registry maintenance (docs/security.md)"
-    registry = sub.add_parser("registry", help=help_, description=help_, formatter_class=_Help)
+    registry = sub.add_parser("registry", help=help_, description=help_, epilog=SHORT_EPILOG, formatter_class=_Help)
     actions = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
     help_ = "verify every checksum, then sign each card, verdict and the champion alias with MLBATCH_CARD_HMAC_KEY"
-    p = actions.add_parser("sign", help=help_, description=help_, formatter_class=_Help)
+    p = actions.add_parser("sign", help=help_, description=help_, epilog=SHORT_EPILOG, formatter_class=_Help)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="as mlbatch --debug")
     p.set_defaults(func=commands.registry_sign)
-    p.add_argument("model")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument(
         "--previous-key-env",
         metavar="VARIABLE",
         default=None,
-        help="when rotating keys: the environment variable holding the key the registry is signed with now",
+        help="when rotating keys: the environment variable holding the key the registry is signed with now "
+        "(default: none, the registry is unsigned or signed with the current key)",
     )
     return parser

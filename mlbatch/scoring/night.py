@@ -85,6 +85,7 @@ class NightResult:
             "version": self.manifest.model_version,
             "rows": self.manifest.rows_out,
             "files": len(self.manifest.files),
+            "quarantined": len(self.manifest.errors),
         }
 
 

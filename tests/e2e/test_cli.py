@@ -49,7 +49,7 @@ def _env(repo_root: Path, prefect_home: Path, settings: Settings, **extra: str) 
     return env
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(MLBATCH), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -124,44 +124,8 @@ def test_help_of_the_command_and_of_every_subcommand_exits_zero(tmp_path: Path, 
         assert out.decode().startswith(usage), (args, out.decode()[:200])
 
 
-def _assert_one_line_failure(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert proc.stdout == ""
-
-
-FAILURES = [
-    (["score", "churn", "--run-date", "2026-13-01"], 2, ["'2026-13-01' is not a valid date", "YYYY-MM-DD"]),
-    (["score", "churn", "--date", "yesterday"], 2, ["'yesterday' is not a valid date"]),
-    (["score", "churn", "--cores", "0"], 2, ["cores: 0 is not allowed; expected an integer from 1 to 1024"]),
-    (["score", "churn", "--cores", "two"], 2, ["cores: 'two' is not an integer"]),
-    (["frobnicate"], 2, ["invalid choice: 'frobnicate'"]),
-    (["card"], 2, ["required: model"]),
-    (["versions", "attrition"], 1, ["unknown model 'attrition'", "known models: churn"]),
-    (["card", "churn", "--version", "99"], 1, ["model 'churn' has no version 99", "card.json"]),
-    (["--root", "gs://x", "versions", "churn"], 1, ["'gs://x'", "file:///abs/path", "s3://bucket/prefix"]),
-    (["--root", "ftp://host/lake", "history", "churn"], 1, ["'ftp://host/lake'", "s3://bucket/prefix"]),
-]
-
-
-@pytest.mark.parametrize(("args", "code", "fragments"), FAILURES, ids=[" ".join(f[0]) for f in FAILURES])
-def test_a_failure_exits_non_zero_with_one_line_on_stderr(cli: dict, args: list[str], code: int, fragments):
-    _assert_one_line_failure(_run(args, cli["env"], cli["cwd"]), code, *fragments)
-
-
-def test_a_bad_setting_fails_with_one_line(cli: dict):
-    env = {**cli["env"], "MLBATCH_S3_SSE": "foo"}
-    _assert_one_line_failure(_run(["versions", "churn"], env, cli["cwd"]), 1, "MLBATCH_S3_SSE='foo'", "'AES256'")
-
-
-def test_card_without_a_champion_says_to_pass_a_version(cli: dict):
-    empty = cli["base"] / "empty-lake"
-    proc = _run(["--root", str(empty), "card", "churn"], cli["env"], cli["cwd"])
-    _assert_one_line_failure(proc, 1, "model 'churn' has no champion; pass --version")
+# Every expected failure (bad dates, ranges, models, versions, roots, settings, flow failures) and its exit code:
+# tests/e2e/test_cli_errors.py.
 
 
 def test_versions_lists_every_version_with_status_metric_and_champion(cli: dict):

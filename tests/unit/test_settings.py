@@ -148,6 +148,9 @@ def test_a_named_env_file_that_does_not_exist_is_an_error(tmp_path: Path, monkey
         ("MLBATCH_TUNING__MAX_WORKERS", "many", "valid integer"),
         ("MLBATCH_TASK_RUNNER", "spark", "'threads' or 'dask'"),
         ("MLBATCH_RETRAIN_ON_ALERT", "perhaps", "valid boolean"),
+        ("MLBATCH_ENGINE", "bogus", "'auto', 'sklearn' or 'onnx'"),
+        ("MLBATCH_LOG_LEVEL", "LOUD", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+        ("MLBATCH_TIMEZONE", "Mars/Base", "unknown timezone; expected an IANA name"),
     ],
 )
 def test_a_bad_value_names_the_variable_the_value_and_what_was_expected(
@@ -160,6 +163,11 @@ def test_a_bad_value_names_the_variable_the_value_and_what_was_expected(
     assert f"{name}={value!r}" in message
     assert expected in message
     assert "\n" not in message
+
+
+def test_the_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MLBATCH_LOG_LEVEL", "warning")
+    assert Settings(_env_file=None).log_level == "WARNING"
 
 
 def test_a_bad_value_in_the_env_file_is_reported_the_same_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
