@@ -75,7 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows-per-day", type=int, default=2_000, help="rows per day")
     p.add_argument("--files-per-day", type=int, default=1, help="files per date partition")
     p.add_argument("--seed", type=int, default=42, help="random seed (each day is reproducible on its own)")
-    p.add_argument("--drift-from", type=_date, default=None, help="inject drift from this date")
+    p.add_argument("--drift-from", type=_date, default=None, help="inject (covariate) drift from this date")
+    p.add_argument(
+        "--world",
+        choices=["churn", "seasonal"],
+        default="churn",
+        help="churn: the demo's data set (raw/churn); seasonal: a year-like world with seasons, calendar and "
+        "weather-like features, drifts and a missing day (raw/seasonal, models/seasonal.yaml)",
+    )
+    p.add_argument(
+        "--concept-drift-from", type=_date, default=None, help="seasonal: the label rule changes from this date"
+    )
+    p.add_argument(
+        "--missing-day", type=_date, default=None, help="seasonal: visibility_km is entirely null on this date"
+    )
 
     p = add("retrain", commands.retrain, "train, evaluate, register and (if every gate passes) promote a candidate")
     p.add_argument("model")

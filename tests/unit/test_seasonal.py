@@ -141,3 +141,25 @@ def test_the_example_spec_passes_its_gates_on_a_stable_period(tmp_path, repo_roo
     candidate = retraining.train_candidate(data, spec)
     assert absolute_floor(spec, candidate.metrics).passed, candidate.metrics
     assert not_degenerate(candidate.scores).passed
+
+
+def test_mlbatch_generate_writes_the_seasonal_world_with_its_dates(tmp_path, capsys):
+    from mlbatch.cli import main
+
+    argv = ["--root", str(tmp_path), "generate", "--world", "seasonal", "--start", "2025-01-01", "--days", "4"]
+    dates = ["--concept-drift-from", "2025-01-03", "--drift-from", "2025-01-04", "--missing-day", "2025-01-02"]
+    assert main([*argv, "--rows-per-day", "200", *dates]) == 0
+    assert '"files": 4' in capsys.readouterr().out
+    storage = LocalStorage(tmp_path)
+    assert storage.list_dirs("raw/seasonal") == [f"dt=2025-01-0{d}" for d in (1, 2, 3, 4)]
+    config = SeasonalConfig(
+        start=START,
+        days=4,
+        rows_per_day=200,
+        concept_drift_from=dt.date(2025, 1, 3),
+        covariate_drift_from=dt.date(2025, 1, 4),
+        missing_day=dt.date(2025, 1, 2),
+    )
+    expected = LocalStorage(tmp_path / "expected")
+    for key in write_seasonal(expected, config):
+        assert storage.read_bytes(key) == expected.read_bytes(key), key
