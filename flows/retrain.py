@@ -16,7 +16,8 @@ from tasks import retraining as t
 def retrain(
     model: ModelName, as_of: dt.date | None = None, window_days: int | None = None, promote: bool = True
 ) -> dict:
-    """Train a candidate on the window before ``as_of`` and promote it only if every gate passes.
+    """Train a candidate on the window before ``as_of`` and promote it (or its refit on the whole window, see
+    ``training.refit_on_full_window``) only if every gate passes.
 
     Args:
         model: name of a spec in ``models/``.
@@ -42,7 +43,8 @@ def retrain(
             t.gate_throughput(spec, candidate),
             t.gate_onnx_equivalence(lake, spec, version, candidate),
         ]
-        verdict = t.record_verdict(lake, spec, version, results, this_run)
+        gated = t.record_verdict(lake, spec, version, results, this_run)
+        verdict = t.refit_on_full_window(lake, spec, data, candidate, gated, champion, checks, this_run)
         decision = t.promote_if_validated(lake, spec, verdict, champion, promote, day, this_run)
         t.report(lake, spec, verdict, decision, champion)
     return decision.summary(spec.name, verdict, day)

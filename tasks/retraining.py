@@ -6,7 +6,7 @@ import datetime as dt
 
 from prefect import get_run_logger
 
-from mlbatch import gates, reports, retraining
+from mlbatch import gates, refit, reports, retraining
 from mlbatch.datachecks import CheckResult
 from mlbatch.errors import ConflictError, DataValidationError
 from mlbatch.lake import Lake
@@ -103,6 +103,22 @@ def gate_onnx_equivalence(lake: Lake, spec: ModelSpec, version: int, candidate: 
 @io_task(name="record-verdict", retries=0)
 def record_verdict(lake: Lake, spec: ModelSpec, version: int, results: list[GateResult], run_id: str) -> Verdict:
     return lake.registry(spec.name).record_verdict(version, results, run_id)
+
+
+@io_task(name="refit-on-full-window", retries=0)
+def refit_on_full_window(
+    lake: Lake,
+    spec: ModelSpec,
+    data: TrainingData,
+    candidate: Candidate,
+    verdict: Verdict,
+    champion: ChampionEvaluation,
+    checks: list[CheckResult],
+    run_id: str,
+) -> Verdict:
+    """Refit a validated candidate on the whole window, register and gate it; the verdict to promote. No retries:
+    it registers a version, and a retry after a lost answer would claim a second one."""
+    return refit.refit_on_full_window(lake, spec, data, candidate, verdict, champion, checks, run_id)
 
 
 @io_task(name="promote-version", retries=0)

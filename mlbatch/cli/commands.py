@@ -20,6 +20,8 @@ DEMO_DAYS = 75
 def generate(args: argparse.Namespace, lake: Lake) -> Any:
     from mlbatch.sampledata import SampleConfig, write_sample
 
+    if getattr(args, "world", "churn") == "seasonal":
+        return generate_seasonal(args, lake)
     config = SampleConfig(
         start=args.start,
         days=args.days,
@@ -30,6 +32,23 @@ def generate(args: argparse.Namespace, lake: Lake) -> Any:
     )
     keys = write_sample(lake.storage, config)
     return {"files": len(keys), "rows": args.days * args.rows_per_day, "dataset": lake.uri(config.dataset_path)}
+
+
+def generate_seasonal(args: argparse.Namespace, lake: Lake) -> Any:
+    from mlbatch.seasonal import SeasonalConfig, write_seasonal
+
+    config = SeasonalConfig(
+        start=args.start,
+        days=args.days,
+        rows_per_day=args.rows_per_day,
+        files_per_day=args.files_per_day,
+        seed=args.seed,
+        concept_drift_from=args.concept_drift_from,
+        covariate_drift_from=args.drift_from,
+        missing_day=args.missing_day,
+    )
+    keys = write_seasonal(lake.storage, config)
+    return {"files": len(keys), "days": args.days, "dataset": lake.uri(config.dataset_path)}
 
 
 def retrain(args: argparse.Namespace, lake: Lake) -> Any:

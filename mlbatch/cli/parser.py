@@ -105,13 +105,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows-per-day", type=_rows_per_day, default=2_000, metavar="N", help="rows per day")
     p.set_defaults(creates_root=True)
 
-    p = add("generate", commands.generate, "write the sample churn data set as daily partitions")
+    p = add("generate", commands.generate, "write a sample data set (churn or seasonal) as daily partitions")
     p.add_argument("--start", type=_date, default=commands.DEMO_START, metavar="DATE", help="first date")
     p.add_argument("--days", type=_days, default=commands.DEMO_DAYS, metavar="N", help="days to write")
     p.add_argument("--rows-per-day", type=_rows_per_day, default=2_000, metavar="N", help="rows per day")
     p.add_argument("--files-per-day", type=_files_per_day, default=1, metavar="N", help="files per date partition")
     p.add_argument("--seed", type=_seed, default=42, metavar="N", help="random seed (each day is reproducible)")
-    p.add_argument("--drift-from", type=_date, default=None, metavar="DATE", help="inject drift (default: none)")
+    p.add_argument(
+        "--drift-from", type=_date, default=None, metavar="DATE", help="inject (covariate) drift (default: none)"
+    )
+    p.add_argument(
+        "--world",
+        choices=["churn", "seasonal"],
+        default="churn",
+        help="churn: the demo's data set (raw/churn); seasonal: a year-like world with seasons, calendar and "
+        "weather-like features, drifts and a missing day (raw/seasonal, models/seasonal.yaml)",
+    )
+    p.add_argument(
+        "--concept-drift-from",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="seasonal: the label rule changes from this date (default: none)",
+    )
+    p.add_argument(
+        "--missing-day",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="seasonal: visibility_km is entirely null on this date (default: none)",
+    )
     p.set_defaults(creates_root=True)
 
     p = add("retrain", commands.retrain, "train, evaluate, register and (if every gate passes) promote a candidate")

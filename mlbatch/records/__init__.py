@@ -37,6 +37,7 @@ from mlbatch.records.registry import (
     HistoryEntry,
     ModelCard,
     OnnxSection,
+    RefitSection,
     Verdict,
 )
 from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile
@@ -65,6 +66,7 @@ __all__ = [
     "OnnxSection",
     "QuarantinedFile",
     "Record",
+    "RefitSection",
     "Status",
     "Verdict",
     "canonical_bytes",

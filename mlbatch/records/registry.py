@@ -106,6 +106,18 @@ class CardData(Record):
     checks: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class RefitSection(Record):
+    """A refit's account of the fit whose gates it inherits: the version that was gated, its holdout and its
+    holdout metrics (the refit trained on those days, so it has no honest holdout of its own)."""
+
+    gated_version: int
+    holdout_start: str
+    holdout_end: str
+    rows_holdout: int
+    gated_rows_train: int
+    holdout_metrics: dict[str, float | None] = Field(default_factory=dict)
+
+
 class CardMetrics(Record):
     primary: str | None = None
     candidate: dict[str, float | None] = Field(default_factory=dict)
@@ -134,6 +146,7 @@ class ModelCard(Record):
     metrics: CardMetrics = Field(default_factory=CardMetrics)
     profile: dict[str, Any] = Field(default_factory=dict)
     onnx: OnnxSection = Field(default_factory=OnnxSection)
+    refit: RefitSection | None = Field(default=None, description="Set on a refit on the full window.")
     files: dict[str, FileChecksum] = Field(default_factory=dict)
     signature: str | None = None
 

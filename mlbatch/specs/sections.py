@@ -89,6 +89,13 @@ class TrainingSpec(_Strict):
     window_days: int = Field(default=90, ge=2, description="Days of labelled data before as_of to train on.")
     holdout_days: int = Field(default=14, ge=1, description="Last days of the window kept for evaluation.")
     seed: int = 0
+    refit_on_full_window: bool = Field(
+        default=True,
+        description=(
+            "After every gate passed on the holdout, refit the same pipeline on the whole window (holdout included) "
+            "and promote that refit, so the most recent days reach production."
+        ),
+    )
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> TrainingSpec:

@@ -58,7 +58,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "unknown nested key",
         _set("training", "windw_days", 30),
-        "training.windw_days: unknown key; expected one of holdout_days, seed, window_days",
+        "training.windw_days: unknown key; expected one of holdout_days, refit_on_full_window, seed, window_days",
     ),
     ("missing required field", lambda raw: raw.pop("target"), "target: required key is missing"),
     ("missing nested field", lambda raw: raw["dataset"].pop("path"), "dataset.path: required key is missing"),
