@@ -7,19 +7,19 @@ import datetime as dt
 from prefect import flow
 
 from flows.common import logical_date, opened_lake, run_id
-from mlbatch.parameters import ModelName
+from mlbatch.parameters import LogicalDate, ModelName
 from mlbatch.partitions import parse_date, parse_range
 from tasks import monitoring as t
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(model: ModelName, start: dt.date | None = None, end: dt.date | None = None) -> dict:
+def monitor(model: ModelName, start: LogicalDate = None, end: LogicalDate = None) -> dict:
     """Monitor the published dates from ``start`` to ``end`` and act on alerts.
 
     Args:
-        model: name of a spec in ``models/``.
-        start: first date; defaults to ``end``.
-        end: last date; defaults to the logical date (the day before the scheduled start), like scoring.
+        model: name of a spec in ``models/`` (its file name without ``.yaml``).
+        start: first date to monitor; empty: ``end``.
+        end: last date to monitor; empty: the logical date (the day before the scheduled start), like scoring.
     """
     this_run = run_id()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -23,7 +23,6 @@ Environment variables read (all optional):
 - ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
-- ``MLBATCH_MONITOR_AFTER_SCORING``: the score flow runs the monitor flow on its date once published.
 - ``MLBATCH_TUNING__*``: performance knobs, documented in docs/performance.md only; the defaults pick
   files, batches and threads from the engine and the cores.
 
@@ -35,7 +34,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +44,7 @@ from mlbatch.storage.base import S3Options
 
 DEFAULT_ENV_FILE = ".env"
 EngineChoice = Literal["auto", "sklearn", "onnx"]
+ENGINES: tuple[str, ...] = get_args(EngineChoice)
 OnnxKernel = Literal["onnx-extended", "onnxruntime"]
 
 
@@ -92,9 +92,6 @@ class Settings(BaseSettings):
     engine: EngineChoice = Field(default="auto", description="Scoring engine.")
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")
-    monitor_after_scoring: bool = Field(
-        default=False, description="Run the monitor flow as a subflow after the score flow publishes its date."
-    )
     tuning: Tuning = Field(default_factory=Tuning, description="Performance knobs (docs/performance.md).")
 
     def __init__(self, **values: Any) -> None:
