@@ -61,17 +61,29 @@ def model_slot(name: str) -> Iterator[None]:
     whichever order the worker started them, until the first releases the slot
     (or, if its process died, until its lease expires). The limit is created
     with one slot on first use; an operator may raise, lower or deactivate it.
+
+    Only on a Prefect server (``PREFECT_API_URL`` set): a run in the temporary
+    server of a lone ``mlbatch`` command keeps its leases in that server's
+    memory, so a killed command would leave the slot taken in the database
+    for every later command. Without the slot, the registry's own protocols
+    (create-only version numbers, the alias's compare-and-swap) still keep two
+    such retrains correct.
     """
     from prefect import get_run_logger
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.concurrency.sync import concurrency
     from prefect.exceptions import ObjectAlreadyExists
+    from prefect.settings import PREFECT_API_URL
 
+    logger = get_run_logger()
+    if not PREFECT_API_URL.value():
+        logger.info("no Prefect server (PREFECT_API_URL unset): running without the slot %s", name)
+        yield
+        return
     # created by an earlier run: keep its limit, which an operator may have changed
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-    logger = get_run_logger()
     logger.info("taking the slot %s (a run of the same model holding it makes this one wait)", name)
     waited = time.monotonic()
     with concurrency(name, occupy=1, strict=True, lease_duration=SLOT_LEASE_SECONDS):

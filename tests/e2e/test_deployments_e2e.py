@@ -47,7 +47,7 @@ MISSING_DAY = SCORE_DAY + dt.timedelta(days=1)  # no input: scoring it fails
 BACKFILL = (TRAIN_START + dt.timedelta(days=25), TRAIN_START + dt.timedelta(days=26))
 SCORE_ROWS = 300
 MODELS = ["churn", "churn_baseline"]
-RUN_TIMEOUT_S = 150  # an upper bound for a run on a loaded 2-core machine, not a wait for a race
+RUN_TIMEOUT_S = 300  # an upper bound for runs started together on a loaded 2-core machine, not a wait for a race
 
 
 def _free_port() -> int:
@@ -72,7 +72,7 @@ def _stop(proc: subprocess.Popen | None) -> None:
             continue
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
