@@ -145,3 +145,25 @@ def test_a_bad_schedule_fails_when_the_spec_loads(tmp_path, schedule, words):
 
 def test_the_anchor_is_a_local_time(repo_root):
     assert load_spec(repo_root / "models" / "churn.yaml").schedule.retrain_anchor == dt.datetime(2026, 1, 4, 3, 0)
+
+
+def test_the_command_checks_then_writes(tmp_path, monkeypatch):
+    """``mlbatch deployments --check`` fails naming the stale file; without ``--check`` it rewrites it."""
+    import argparse
+    from types import SimpleNamespace
+
+    from mlbatch.cli import commands
+
+    _spec_file(tmp_path / "models", "alpha", None)
+    (tmp_path / "prefect.yaml").write_text(REGION)
+    monkeypatch.chdir(tmp_path)
+    lake = SimpleNamespace(settings=SimpleNamespace(models_dir=tmp_path / "models"))
+
+    with pytest.raises(ConfigError, match=r"prefect.yaml: schedules differ from the specs in .*run `mlbatch deploy"):
+        commands.deployments(argparse.Namespace(files=["prefect.yaml"], check=True), lake)
+    assert commands.deployments(argparse.Namespace(files=["prefect.yaml"], check=False), lake) == {
+        "prefect.yaml": "written"
+    }
+    assert commands.deployments(argparse.Namespace(files=["prefect.yaml"], check=True), lake) == {
+        "prefect.yaml": "up to date"
+    }
