@@ -157,17 +157,6 @@ def _deployment(client, name: str, flow: str):
     return client.read_deployment_by_name(f"{flow}/{name}")
 
 
-def _run_to_end(client, deployment_id, parameters: dict, logs: Path):
-    run = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        run = client.read_flow_run(run.id)
-        if run.state is not None and run.state.is_final():
-            return run
-        time.sleep(1)  # polling the API with a deadline
-    pytest.fail(f"run {run.id} still {run.state} after {RUN_TIMEOUT_S}s:\n{(logs / 'worker.log').read_text()[-3000:]}")
-
-
 def _runs_to_end(client, runs: list, logs: Path) -> list:
     """Wait for runs started together, each to a final state."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -292,50 +281,56 @@ def test_two_models_retrain_at_once_and_one_model_one_retrain_at_a_time(stack, r
     assert (slot.limit, slot.active_slots) == (1, 0)
 
 
-def test_both_models_score_and_a_failed_run_of_one_leaves_the_other_alone(stack, retrained):
-    storage = storage_of(stack["settings"])
+@pytest.fixture(scope="module")
+def scored(stack, retrained) -> dict:
+    """Runs started together once both models have a champion: what each nightly schedule starts (its
+    parameters, for the date it would score), a date without input, a backfill, and a malformed date."""
+    first, last = BACKFILL
     with get_client(sync_client=True) as client:
-        # what each nightly schedule starts (its parameters), for the date it would score, plus a date with no input
-        nightly = {
-            s.parameters["model"]: s.parameters for s in _deployment(client, "nightly-scoring", "score").schedules
+        schedules = _deployment(client, "nightly-scoring", "score").schedules
+        nightly = {s.parameters["model"]: s.parameters for s in schedules}
+        started = {
+            **{m: ("nightly-scoring", "score", {**nightly[m], "run_date": SCORE_DAY.isoformat()}) for m in MODELS},
+            "missing": ("nightly-scoring", "score", {"model": "churn_baseline", "run_date": MISSING_DAY.isoformat()}),
+            "backfill": (
+                "backfill-scoring",
+                "backfill-scoring",
+                {"model": "churn_baseline", "start": first.isoformat(), "end": last.isoformat(), "max_parallel": 2},
+            ),
+            "malformed": ("nightly-scoring", "score", {"model": "churn", "run_date": "2026-13-01"}),
         }
-        parameters = [{**nightly[m], "run_date": SCORE_DAY.isoformat()} for m in MODELS]
-        parameters.append({"model": "churn_baseline", "run_date": MISSING_DAY.isoformat()})
-        runs = _runs_to_end(client, [_start(client, "nightly-scoring", "score", p) for p in parameters], stack["logs"])
-    published, also_published, missing = runs
-    assert published.state.is_completed() and also_published.state.is_completed(), [r.state for r in runs]
-    assert missing.state.is_failed() and str(MISSING_DAY) in missing.state.message
-    for model, run in zip(MODELS, runs, strict=False):
+        runs = [_start(client, *how) for how in started.values()]
+        runs = _runs_to_end(client, runs, stack["logs"])
+    return dict(zip(started, runs, strict=True))
+
+
+def test_both_models_score_and_a_failed_run_of_one_leaves_the_other_alone(stack, scored):
+    storage = storage_of(stack["settings"])
+    assert all(scored[m].state.is_completed() for m in MODELS), [scored[m].state for m in MODELS]
+    assert scored["missing"].state.is_failed() and str(MISSING_DAY) in scored["missing"].state.message
+    for model in MODELS:
         manifest = read_manifest(storage, model, SCORE_DAY)
         assert manifest is not None and manifest["rows_out"] == SCORE_ROWS
-        assert manifest["run_id"] == str(run.id)
+        assert manifest["run_id"] == str(scored[model].id)
         assert manifest["model_version"] == Registry(storage, model).champion()
     # monitoring after scoring follows each spec: churn_baseline's says so, the small churn's does not
     assert storage.exists(table_key("churn_baseline", SCORE_DAY))
     assert not storage.exists(table_key("churn", SCORE_DAY))
 
 
-def test_a_backfill_is_monitored_like_a_nightly_run(stack, retrained):
+def test_a_backfill_is_monitored_like_a_nightly_run(stack, scored):
     storage = storage_of(stack["settings"])
-    first, last = BACKFILL
-    with get_client(sync_client=True) as client:
-        parameters = {"model": "churn_baseline", "start": first.isoformat(), "end": last.isoformat(), "max_parallel": 2}
-        [run] = _runs_to_end(
-            client, [_start(client, "backfill-scoring", "backfill-scoring", parameters)], stack["logs"]
-        )
-    assert run.state.is_completed(), run.state.message
+    assert scored["backfill"].state.is_completed(), scored["backfill"].state.message
     for day in BACKFILL:
         assert read_manifest(storage, "churn_baseline", day) is not None
         assert storage.exists(table_key("churn_baseline", day)), f"{day} scored by the backfill but not monitored"
 
 
-def test_malformed_date_fails_with_a_clear_message(stack):
-    storage = storage_of(stack["settings"])
-    before = {o.key for o in storage.list("")}
-    with get_client(sync_client=True) as client:
-        scoring = _deployment(client, "nightly-scoring", "score")
-        run = _run_to_end(client, scoring.id, {"model": "churn", "run_date": "2026-13-01"}, stack["logs"])
+def test_malformed_date_fails_with_a_clear_message(stack, scored):
+    run = scored["malformed"]
     assert run.state.is_failed()
     assert "run_date" in run.state.message
     assert "month value is outside expected range" in run.state.message
-    assert {o.key for o in storage.list("")} == before
+    # refused before the flow body: nothing of this run in storage (its leases and staging carry its run id)
+    keys = [o.key for o in storage_of(stack["settings"]).list("")]
+    assert not [k for k in keys if str(run.id) in k or "2026-13" in k]
