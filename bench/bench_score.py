@@ -277,7 +277,7 @@ def run_flow(work: Path, model: str, engine: str) -> dict:
 
     # bound as the mlbatch command binds its lake; a worker's run builds the same lake from its environment
     with bound_lake(Lake(_settings(work))) as lake:
-        score(model=model, run_date=DAY, overwrite=True, engine=engine)
+        score(model=model, run_date=DAY, overwrite=True, engine=engine, monitor=False)  # measures scoring only
     manifest = read_manifest(lake.storage, model, DAY)
     seconds = (
         dt.datetime.fromisoformat(manifest.published_at) - dt.datetime.fromisoformat(manifest.started_at)

@@ -8,10 +8,19 @@ import os
 from prefect import flow, get_run_logger
 
 from flows.common import opened_lake
-from flows.score import score
+from flows.score import monitor_published, score
 from mlbatch import backfill
 from mlbatch.errors import ScoringError
-from mlbatch.parameters import ModelName, check_positive, check_range
+from mlbatch.parameters import (
+    MAX_CORES,
+    Cores,
+    Engine,
+    MaxParallel,
+    ModelName,
+    Version,
+    check_positive,
+    check_range,
+)
 from tasks import backfill as t
 
 
@@ -21,31 +30,35 @@ def backfill_scoring(
     start: dt.date,
     end: dt.date,
     overwrite: bool = False,
-    max_parallel: int = 4,
-    version: int | None = None,
+    max_parallel: MaxParallel = 4,
+    version: Version = None,
+    engine: Engine = None,
+    cores: Cores = None,
 ) -> dict:
     """Score every date from ``start`` to ``end`` with one model version, at most ``max_parallel`` at once.
 
     Args:
-        model: name of a spec in ``models/``.
+        model: name of a spec in ``models/`` (its file name without ``.yaml``).
         start: first date to score (inclusive).
         end: last date to score (inclusive).
         overwrite: re-score dates already published; otherwise they are skipped.
-        max_parallel: how many dates are scored at the same time; the machine's cores are shared among them.
-        version: pin a validated version; defaults to the champion, resolved once for the whole range.
+        max_parallel: how many dates are scored at the same time; the cores are shared among them.
+        version: a validated version for the whole range; empty: the champion, resolved once at the start.
+        engine: ``auto``, ``sklearn`` or ``onnx`` for every date; empty: the worker's ``MLBATCH_ENGINE`` setting.
+        cores: cores shared by the dates scored at once; empty: every core of the machine.
     """
     days = check_range(start, end)
     check_positive(max_parallel, "max_parallel")
+    total = check_positive(cores, "cores", upper=MAX_CORES) if cores is not None else os.cpu_count() or 1
     with opened_lake() as lake:
         spec = lake.spec(model)
         chosen, to_score, outcomes = t.plan(lake, spec, days, version, overwrite)
-        cores = backfill.cores_per_date(os.cpu_count() or 1, max_parallel, len(to_score))
-        get_run_logger().info(
-            f"backfill {spec.name} {days[0]}..{days[-1]} with version {chosen}: {len(to_score)} to score, "
-            f"{len(outcomes)} already published; {min(max_parallel, len(to_score))} at once, {cores} cores each"
-        )
-        outcomes += t.score_dates(score, spec.name, to_score, chosen, overwrite, cores, max_parallel)
+        share = backfill.cores_per_date(total, max_parallel, len(to_score))
+        get_run_logger().info(backfill.describe_plan(spec.name, days, chosen, to_score, outcomes, max_parallel, share))
+        outcomes += t.score_dates(score, spec.name, to_score, chosen, overwrite, engine, share, max_parallel)
         t.report(spec, days, outcomes)
+        if spec.monitoring.after_scoring and any(o.status == "published" for o in outcomes):
+            monitor_published(spec.name, days[0], days[-1])
     summary = {"model": spec.name, "version": chosen, **backfill.counts(outcomes)}
     message = backfill.failure_message(spec.name, outcomes)
     if message:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from zoneinfo import ZoneInfo
@@ -20,6 +21,9 @@ from prefect.runtime import flow_run
 from mlbatch.lake import Lake
 from mlbatch.partitions import parse_date
 from mlbatch.settings import Settings
+
+#: a slot held by a process that died is freed this long after its last renewal (the holder renews it meanwhile)
+SLOT_LEASE_SECONDS = 120
 
 _bound: ContextVar[Lake | None] = ContextVar("mlbatch_lake", default=None)
 
@@ -45,6 +49,46 @@ def opened_lake() -> Iterator[Lake]:
     logging.getLogger("mlbatch").setLevel(lake.settings.log_level.upper())
     with bound_lake(lake):
         yield lake
+
+
+@contextlib.contextmanager
+def model_slot(name: str) -> Iterator[None]:
+    """Hold the one slot of the global concurrency limit ``name`` (e.g. ``retrain-churn``) for the block.
+
+    A deployment's own ``concurrency_limit`` counts the runs of that
+    deployment, whatever their model; this limit is keyed by the model, so two
+    models retrain at once while a second run of one model waits here, in
+    whichever order the worker started them, until the first releases the slot
+    (or, if its process died, until its lease expires). The limit is created
+    with one slot on first use; an operator may raise, lower or deactivate it.
+
+    Only on a Prefect server (``PREFECT_API_URL`` set): a run in the temporary
+    server of a lone ``mlbatch`` command keeps its leases in that server's
+    memory, so a killed command would leave the slot taken in the database
+    for every later command. Without the slot, the registry's own protocols
+    (create-only version numbers, the alias's compare-and-swap) still keep two
+    such retrains correct.
+    """
+    from prefect import get_run_logger
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.settings import PREFECT_API_URL
+
+    logger = get_run_logger()
+    if not PREFECT_API_URL.value():
+        logger.info("no Prefect server (PREFECT_API_URL unset): running without the slot %s", name)
+        yield
+        return
+    # created by an earlier run: keep its limit, which an operator may have changed
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    logger.info("taking the slot %s (a run of the same model holding it makes this one wait)", name)
+    waited = time.monotonic()
+    with concurrency(name, occupy=1, strict=True, lease_duration=SLOT_LEASE_SECONDS):
+        logger.info("took the slot %s after %.1fs", name, time.monotonic() - waited)
+        yield
 
 
 def run_id() -> str:

@@ -7,22 +7,20 @@ import datetime as dt
 from prefect import flow
 
 from flows.common import logical_date, logical_moment, opened_lake, run_id
-from mlbatch.parameters import ModelName
+from mlbatch.parameters import LogicalDate, ModelName
 from mlbatch.partitions import parse_date, parse_range
 from tasks import monitoring as t
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(
-    model: ModelName, start: dt.date | None = None, end: dt.date | None = None, as_of: dt.date | None = None
-) -> dict:
+def monitor(model: ModelName, start: LogicalDate = None, end: LogicalDate = None, as_of: LogicalDate = None) -> dict:
     """Monitor the published dates from ``start`` to ``end`` and act on alerts.
 
     Args:
-        model: name of a spec in ``models/``.
-        start: first date; defaults to ``end``.
-        end: last date; defaults to the logical date (the day before the scheduled start), like scoring.
-        as_of: the logical day ages are judged on (staleness, the retrain pause); defaults to the day after ``end``,
+        model: name of a spec in ``models/`` (its file name without ``.yaml``).
+        start: first date to monitor; empty: ``end``.
+        end: last date to monitor; empty: the logical date (the day before the scheduled start), like scoring.
+        as_of: the logical day ages are judged on (staleness, the retrain pause); empty: the day after ``end``,
             when a nightly run monitors it, so a replay of past dates behaves as those nights did.
     """
     this_run = run_id()

@@ -75,6 +75,22 @@ def counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
     return tally
 
 
+def describe_plan(
+    model: str,
+    days: list[dt.date],
+    version: int,
+    to_score: list[dt.date],
+    skipped: list[Outcome],
+    max_parallel: int,
+    cores: int,
+) -> str:
+    """The log line that opens a backfill: what it scores, with which version, how many at once."""
+    return (
+        f"backfill {model} {days[0]}..{days[-1]} with version {version}: {len(to_score)} to score, "
+        f"{len(skipped)} already published; {min(max_parallel, len(to_score))} at once, {cores} cores each"
+    )
+
+
 def failure_message(model: str, outcomes: list[Outcome]) -> str | None:
     """One line naming every failed date and its reason, or None when nothing failed."""
     failed = sorted((o for o in outcomes if o.status == "failed"), key=lambda o: o.date)

@@ -23,7 +23,6 @@ Environment variables read (all optional):
 - ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
-- ``MLBATCH_MONITOR_AFTER_SCORING``: the score flow runs the monitor flow on its date once published.
 - ``MLBATCH_SERVING__*``: the web service (host, port, API key digests, capture...), docs/serving.md.
 - ``MLBATCH_PUBLIC_URL``: where that service is reachable from a browser; monitoring artifacts link reports there.
 - ``MLBATCH_TUNING__*``: performance knobs, documented in docs/performance.md only; the defaults pick
@@ -37,7 +36,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -48,6 +47,7 @@ from mlbatch.storage.base import S3Options
 
 DEFAULT_ENV_FILE = ".env"
 EngineChoice = Literal["auto", "sklearn", "onnx"]
+ENGINES: tuple[str, ...] = get_args(EngineChoice)
 OnnxKernel = Literal["onnx-extended", "onnxruntime"]
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -124,9 +124,6 @@ class Settings(BaseSettings):
     engine: EngineChoice = Field(default="auto", description="Scoring engine.")
     card_hmac_key: SecretStr | None = Field(default=None, description="Key signing model cards (optional).")
     retrain_on_alert: bool = Field(default=True, description="Emit the retrain event when monitoring alerts.")
-    monitor_after_scoring: bool = Field(
-        default=False, description="Run the monitor flow as a subflow after the score flow publishes its date."
-    )
     tuning: Tuning = Field(default_factory=Tuning, description="Performance knobs (docs/performance.md).")
     serving: Serving = Field(default_factory=Serving, description="The web service (docs/serving.md).")
     public_url: str | None = Field(

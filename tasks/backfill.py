@@ -15,6 +15,7 @@ from mlbatch.errors import MlbatchError
 from mlbatch.lake import Lake
 from mlbatch.scoring.night import resolve_version
 from mlbatch.scoring.reading import published_dates
+from mlbatch.settings import EngineChoice
 from mlbatch.specs import ModelSpec
 from tasks import artifacts, io_task
 
@@ -50,10 +51,21 @@ def plan(lake: Lake, spec: ModelSpec, days: list[dt.date], version: int | None, 
     persist_result=False,
 )
 def score_date(
-    score: Callable[..., dict], model: str, day: dt.date, version: int, overwrite: bool, cores: int
+    score: Callable[..., dict],
+    model: str,
+    day: dt.date,
+    version: int,
+    overwrite: bool,
+    engine: EngineChoice | None,
+    cores: int,
 ) -> backfill.Outcome:
-    """Run ``score`` (the scoring flow) for one date as a subflow: its own run in the UI, linked to this one."""
-    result = score(model=model, run_date=day, version=version, overwrite=overwrite, cores=cores)
+    """Run ``score`` (the scoring flow) for one date as a subflow: its own run in the UI, linked to this one.
+
+    The subflow does not monitor its date: the backfill monitors its whole range once at the end.
+    """
+    result = score(
+        model=model, run_date=day, version=version, overwrite=overwrite, engine=engine, cores=cores, monitor=False
+    )
     if result["status"] == "skipped":
         return backfill.Outcome(day, "skipped", "already published (found by the score run)")
     return backfill.Outcome(day, "published", f"version {result['version']}", result["rows"])
@@ -75,6 +87,7 @@ def score_dates(
     days: list[dt.date],
     version: int,
     overwrite: bool,
+    engine: EngineChoice | None,
     cores: int,
     max_parallel: int,
 ) -> list[backfill.Outcome]:
@@ -83,7 +96,14 @@ def score_dates(
     ``score`` is the scoring flow, passed in by the backfill flow, so tasks never import flows.
     """
     with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
-        parameters = {"score": score, "model": model, "version": version, "overwrite": overwrite, "cores": cores}
+        parameters = {
+            "score": score,
+            "model": model,
+            "version": version,
+            "overwrite": overwrite,
+            "engine": engine,
+            "cores": cores,
+        }
         futures = [runner.submit(score_date, {**parameters, "day": day}) for day in days]
         return [_outcome(day, f) for day, f in zip(days, futures, strict=True)]
 

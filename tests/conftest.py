@@ -14,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 # Before prefect is imported anywhere: no telemetry, and a private PREFECT_HOME per test session.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -62,13 +63,28 @@ def moto_server(aws_env):
     server.stop()
 
 
-@pytest.fixture
-def local_settings(tmp_path) -> Settings:
-    return Settings(_env_file=None, storage_root=str(tmp_path / "lake"), models_dir=REPO_ROOT / "models")
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """The shipped specs with ``monitoring.after_scoring`` off, so a test of scoring only scores.
+
+    The shipped specs monitor every published date (a subflow that also renders
+    the HTML report); the tests of that path opt in with their own spec copy.
+    """
+    copies = tmp_path_factory.mktemp("models")
+    for path in sorted((REPO_ROOT / "models").glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        spec.setdefault("monitoring", {})["after_scoring"] = False
+        (copies / path.name).write_text(yaml.safe_dump(spec, sort_keys=False))
+    return copies
 
 
 @pytest.fixture
-def s3_settings(moto_server) -> Settings:
+def local_settings(tmp_path, models_dir) -> Settings:
+    return Settings(_env_file=None, storage_root=str(tmp_path / "lake"), models_dir=models_dir)
+
+
+@pytest.fixture
+def s3_settings(moto_server, models_dir) -> Settings:
     bucket = f"mlbatch-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=bucket)
     return Settings(
@@ -76,7 +92,7 @@ def s3_settings(moto_server) -> Settings:
         storage_root=f"s3://{bucket}/lake",
         s3_endpoint_url=moto_server,
         s3_region="us-east-1",
-        models_dir=REPO_ROOT / "models",
+        models_dir=models_dir,
     )
 
 

@@ -92,6 +92,24 @@ def backfill(args: argparse.Namespace, lake: Lake) -> Any:
     )
 
 
+def deployments(args: argparse.Namespace, lake: Lake) -> Any:
+    """Rewrite (or with ``--check`` only compare) the generated schedules of the deployment files."""
+    from pathlib import Path
+
+    from mlbatch.deployments import DEPLOYMENT_FILES, sync
+    from mlbatch.errors import ConfigError
+
+    files = [Path(f) for f in args.files or DEPLOYMENT_FILES]
+    statuses = sync(lake.settings.models_dir, files, write=not args.check)
+    stale = [s.path for s in statuses if not s.up_to_date]
+    if args.check and stale:
+        raise ConfigError(
+            f"{', '.join(stale)}: schedules differ from the specs in {lake.settings.models_dir}; "
+            "run `mlbatch deployments` and commit the result"
+        )
+    return {s.path: "written" if s.written else "up to date" for s in statuses}
+
+
 def monitor(args: argparse.Namespace, lake: Lake) -> Any:
     from flows.monitor import monitor as flow
 

@@ -174,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="cores to plan files, batches and threads for (default: every core of the machine)",
     )
 
+    p = add("deployments", commands.deployments, "write each spec's schedules into the deployment files")
+    p.add_argument("files", nargs="*", help="deployment files (default: prefect.yaml prefect-docker.yaml)")
+    p.add_argument("--check", action="store_true", help="change nothing; fail if a file is out of date")
+
     p = add("backfill", commands.backfill, "score every date of a range (skipping published dates) a few at a time")
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--start", type=_date, required=True, metavar="DATE", help="first date (inclusive; required)")

@@ -62,6 +62,10 @@ def _line_plot(frame: pd.DataFrame, title: str, ylabel: str, lines: dict[str, fl
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     span = max((dates.max() - dates.min()).days, 1) if len(dates) else 1
+    if len(dates) and span == 1:
+        # one date (every nightly run): left alone, matplotlib widens a zero-width date axis to four years, and
+        # the day locator then draws a tick for each of its ~1,500 days, slowly and with a warning per plot
+        ax.set_xlim(dates.min() - pd.Timedelta(days=1), dates.max() + pd.Timedelta(days=1))
     ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, span // 10)))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     if lines:

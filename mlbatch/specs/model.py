@@ -16,6 +16,7 @@ from mlbatch.specs.sections import (
     MonitoringSpec,
     OnnxSpec,
     PreprocessingSpec,
+    ScheduleSpec,
     ScoringSpec,
     TrainingSpec,
     ValidationSpec,
@@ -51,6 +52,7 @@ class ModelSpec(_Strict):
     onnx: OnnxSpec = Field(default_factory=OnnxSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
 
     @field_validator("name")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import inspect
 from typing import Any, Literal
@@ -150,7 +151,45 @@ class ScoringSpec(_Strict):
     passthrough: list[str] = Field(default_factory=list, description="Input columns copied to the output.")
 
 
+class ScheduleSpec(_Strict):
+    """When the deployments run this model; ``mlbatch deployments`` writes these into ``prefect.yaml``.
+
+    Declared in the spec, not copied by hand into the deployments, so a new
+    spec file is scheduled like every other model (in the deployments'
+    timezone, ``definitions.timezone`` of ``prefect.yaml``).
+    """
+
+    scoring_cron: str | None = Field(
+        default="0 2 * * *", description="Cron of nightly scoring; null: no nightly run (ad hoc and backfills only)."
+    )
+    retrain_every_days: int | None = Field(
+        default=21, ge=1, le=366, description="Days between scheduled retrains; null: only on alerts and by hand."
+    )
+    retrain_anchor: dt.datetime = Field(
+        default=dt.datetime(2026, 1, 4, 3, 0), description="First scheduled retrain; later ones keep its time of day."
+    )
+
+    @field_validator("scoring_cron")
+    @classmethod
+    def _five_fields(cls, value: str | None) -> str | None:
+        # Prefect checks the syntax at deploy time; the field count catches a pasted seconds field or a typo here
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a cron of five fields (minute hour day month weekday)")
+        return value
+
+    @field_validator("retrain_anchor")
+    @classmethod
+    def _naive(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is not None:
+            raise ValueError(f"{value.isoformat()} has a UTC offset; expected a local time (the deployments' timezone)")
+        return value
+
+
 class MonitoringSpec(_Strict):
+    after_scoring: bool = Field(
+        default=False,
+        description="Monitor each published date right after scoring (nightly runs, ad hoc runs and backfills).",
+    )
     psi_warn: float = Field(default=0.1, gt=0)
     psi_alert: float = Field(default=0.2, gt=0)
     drift_share: float = Field(default=0.5, gt=0, le=1, description="Share of alerting features = dataset drift.")

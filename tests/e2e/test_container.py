@@ -243,10 +243,9 @@ def test_worker_in_the_container_runs_a_deployment_to_completed(built, demo, lak
         deployment = client.read_deployment_by_name("score/nightly-scoring")
         [pull] = deployment.pull_steps
         assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == "/app"
-        # the deployment's env, less the monitoring subflow after publication (the monitoring tests cover it)
-        env = {**deployment.job_variables["env"], "MLBATCH_MONITOR_AFTER_SCORING": "false"}
+        # without the monitoring subflow after publication (the monitoring tests cover it)
         run = client.create_flow_run_from_deployment(
-            deployment.id, parameters={"run_date": day.isoformat()}, job_variables={"env": env}
+            deployment.id, parameters={"model": "churn", "run_date": day.isoformat(), "monitor": False}
         )
         # the worker polls once, runs what is due in its container and exits when that run has finished
         worker_log = _in_image(*WORKER, "--pool", pool, "--run-once", options=(*_mounts(lake, models), *api))
@@ -327,4 +326,5 @@ def test_docker_pool_deployments_point_at_the_image(built, prefect_server):
             assert d.job_variables["env"]["MLBATCH_STORAGE_ROOT"] == "/lake"
             assert d.job_variables["volumes"] == ["mlbatch-lake:/lake"]
             assert not d.entrypoint.endswith(".py") and ".py:" not in d.entrypoint  # code from the image's venv
-        assert deployments["nightly-scoring-docker"].job_variables["env"]["MLBATCH_MONITOR_AFTER_SCORING"] == "true"
+        nightly = deployments["nightly-scoring-docker"].schedules
+        assert sorted(s.parameters["model"] for s in nightly) == ["churn", "churn_baseline"]

@@ -330,24 +330,23 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     from flows.score import score
 
     models = tmp_path / "models"
+    # the flow paths below that do not depend on the storage back end run on local disk only, to keep this fast
+    on_local = "://" not in flow_settings.storage_root
     small_churn_spec(
         repo_root / "models" / "churn.yaml",
         models,
         monitoring__retrain_cooldown_days=0,  # the champion is minutes old: the cooldown is checked at the end
+        monitoring__after_scoring=on_local,
     )
     monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
     storage = storage_of(flow_settings)
     write_sample(storage, SampleConfig(start=START, days=33, rows_per_day=800, drift_from=DRIFT_FROM))
 
     version = _train_champion(storage, load_spec(models / "churn.yaml"))
-    # the flow paths below that do not depend on the storage back end run on local disk only, to keep this fast
-    on_local = "://" not in flow_settings.storage_root
     for day in SCORED[:-1]:
-        assert score(model="churn", run_date=day)["status"] == "published"
-    # the nightly path: with MLBATCH_MONITOR_AFTER_SCORING the score flow monitors the date it just published
-    monkeypatch.setenv("MLBATCH_MONITOR_AFTER_SCORING", str(on_local).lower())
+        assert score(model="churn", run_date=day, monitor=False)["status"] == "published"
+    # the nightly path: with the spec's monitoring.after_scoring the score flow monitors the date it just published
     assert score(model="churn", run_date=SCORED[-1])["status"] == "published"
-    monkeypatch.delenv("MLBATCH_MONITOR_AFTER_SCORING")
     written = {obj.key for obj in storage.list(table_dir("churn")) if obj.key.endswith(".parquet")}
     assert written == ({table_key("churn", SCORED[-1])} if on_local else set())
 

@@ -8,15 +8,19 @@ from typing import Any
 
 import yaml
 
+#: scoring tests score only; the tests of monitoring after scoring pass ``monitoring__after_scoring=True``
+NO_MONITORING = {"monitoring__after_scoring": False}
+
 
 def small_spec(src: Path, dst: Path, **overrides: Any) -> Path:
     """Copy a spec with training/validation keys overridden (``window_days=28, min_rows=1000, ...``).
 
     Keys are looked up in the ``training``, ``validation`` and ``estimator.params`` sections; a key
-    given as ``section__key`` (e.g. ``monitoring__psi_alert``) goes to that section.
+    given as ``section__key`` (e.g. ``monitoring__psi_alert``) goes to that section. Monitoring after
+    scoring is off unless ``monitoring__after_scoring=True``: a test of scoring only scores.
     """
     spec = yaml.safe_load(Path(src).read_text())
-    for key, value in overrides.items():
+    for key, value in {**NO_MONITORING, **overrides}.items():
         if "__" in key:
             section, name = key.split("__", 1)
             spec.setdefault(section, {})[name] = value
