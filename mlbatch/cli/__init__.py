@@ -77,8 +77,10 @@ def _check_before_running(args: Any, lake: Any) -> None:
     for model in getattr(args, "models", None) or [getattr(args, "model", None)]:
         if model is not None:
             lake.spec(model)
+    if getattr(args, "creates_root", False) or not getattr(args, "reads_root", True):
+        return
     storage = lake.storage
-    if not getattr(args, "creates_root", False) and isinstance(storage, LocalStorage) and not storage.root.is_dir():
+    if isinstance(storage, LocalStorage) and not storage.root.is_dir():
         raise ConfigError(
             f"storage root {storage.root_uri} does not exist (MLBATCH_STORAGE_ROOT or --root); "
             "expected an existing directory (mlbatch generate or mlbatch demo creates one)"

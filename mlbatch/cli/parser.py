@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("deployments", commands.deployments, "write each spec's schedules into the deployment files")
     p.add_argument("files", nargs="*", help="deployment files (default: prefect.yaml prefect-docker.yaml)")
     p.add_argument("--check", action="store_true", help="change nothing; fail if a file is out of date")
+    p.set_defaults(reads_root=False)  # the specs and the deployment files only: no lake needed
 
     p = add("backfill", commands.backfill, "score every date of a range (skipping published dates) a few at a time")
     p.add_argument("model", help=MODEL_HELP)

@@ -167,3 +167,17 @@ def test_the_command_checks_then_writes(tmp_path, monkeypatch):
     assert commands.deployments(argparse.Namespace(files=["prefect.yaml"], check=True), lake) == {
         "prefect.yaml": "up to date"
     }
+
+
+def test_the_command_needs_no_storage_root(tmp_path, monkeypatch, repo_root):
+    """It reads specs and deployment files only: a machine without a lake (CI, a laptop) can run it."""
+    import shutil
+
+    from mlbatch import cli
+
+    shutil.copytree(repo_root / "models", tmp_path / "models")
+    for name in DEPLOYMENT_FILES:
+        shutil.copy(repo_root / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(tmp_path / "models"))
+    assert cli.main(["--root", str(tmp_path / "no-lake-here"), "deployments", "--check"]) == 0
