@@ -39,7 +39,7 @@ from mlbatch.records.registry import (
     OnnxSection,
     Verdict,
 )
-from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile
+from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent
 
 __all__ = [
     "EXPORTED",
@@ -65,6 +65,7 @@ __all__ = [
     "OnnxSection",
     "QuarantinedFile",
     "Record",
+    "ReplaceIntent",
     "Status",
     "Verdict",
     "canonical_bytes",
