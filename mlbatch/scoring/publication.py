@@ -10,8 +10,8 @@ A partition is replaced (``overwrite``, or a date whose files were
 quarantined) only once its new files are all staged: the old manifest goes,
 then every old file, and only then do the new files arrive, so a hive reader
 listing the directory sees files of one run at a time, never a mix. An
-overwrite records its intent (``_intents/<date>.json``) when it claims the
-date and removes it after the new manifest, so a run killed half-way leaves
+overwrite records its intent (``_intents/<date>.json``) before it takes the
+lease and removes it after the new manifest, so a run killed half-way leaves
 the intent behind and the next run of the date finishes the overwrite, with
 or without ``overwrite``.
 
@@ -92,6 +92,8 @@ def claim_date(storage: Storage, model: str, day: dt.date, run_id: str, *, overw
     seen = read_manifest(storage, model, day)
     if not overwrite and _done_by_other(storage, model, day, run_id):
         return Skip("already published (overwrite=false)")
+    if overwrite:  # before the lease: once this run may touch the date, a kill leaves the overwrite to the next
+        _record_intent(storage, model, day, run_id)
     acquire_lease(storage, model, day, run_id)
     now = read_manifest(storage, model, day)
     if not overwrite and now is not None and now.run_id != run_id and (seen is None or seen.run_id != now.run_id):
@@ -99,12 +101,16 @@ def claim_date(storage: Storage, model: str, day: dt.date, run_id: str, *, overw
         release_lease(storage, model, day, run_id)
         return Skip("published by a concurrent run (overwrite=false)")
     replace = overwrite or _unfinished_overwrite(storage, model, day, run_id) or _needs_rescoring(now, run_id)
-    if replace:  # recorded before anything is staged: a run killed from here on leaves the overwrite to the next
-        storage.write_json(intent_key(model, day), ReplaceIntent(run_id=run_id, requested_at=time.time()).to_json())
+    if replace and not overwrite:  # this run now owes the replacement: a kill from here on leaves it to the next
+        _record_intent(storage, model, day, run_id)
     removed = clean_stale_staging(storage, model, day, run_id)
     if removed:
         log.info("removed %d staging files and uploads left by dead runs of %s %s", removed, model, day)
     return DateLease(storage, model, day, run_id, replace=replace)
+
+
+def _record_intent(storage: Storage, model: str, day: dt.date, run_id: str) -> None:
+    storage.write_json(intent_key(model, day), ReplaceIntent(run_id=run_id, requested_at=time.time()).to_json())
 
 
 def _done_by_other(storage: Storage, model: str, day: dt.date, run_id: str) -> bool:

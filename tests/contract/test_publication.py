@@ -167,8 +167,8 @@ class KilledAfter:
         {"write_bytes", "write_json", "upload_file", "staged_file", "write_parquet", "delete", "copy", "delete_prefix"}
     )
 
-    def __init__(self, inner: Storage, limit: int | None) -> None:
-        self.inner, self.limit, self.writes, self.dead = inner, limit, 0, False
+    def __init__(self, inner: Storage, limit: int) -> None:
+        self.inner, self.limit, self.writes, self.died_at = inner, limit, 0, ""
 
     def __getattr__(self, name: str):
         value = getattr(self.inner, name)
@@ -176,11 +176,11 @@ class KilledAfter:
             return value
 
         def call(*args, **kwargs):
-            if self.dead:
+            if self.died_at:
                 raise Killed(name)
             if name in self.WRITES:
-                if self.limit is not None and self.writes >= self.limit:
-                    self.dead = True
+                if self.writes >= self.limit:
+                    self.died_at = name
                     raise Killed(name)
                 self.writes += 1
             return value(*args, **kwargs)
@@ -201,25 +201,25 @@ def test_an_overwrite_killed_at_any_step_never_shows_two_runs_and_the_next_run_f
 ):
     storage = lake_with_champion
     assert _night(settings, "run-0").manifest is not None
-    counter = KilledAfter(storage, None)
-    assert _night(settings, "run-count", overwrite=True, storage=counter).manifest is not None
-    steps = counter.writes  # every write, copy and delete of a whole overwrite
-    assert steps > 2 * FILES + 4
-
-    finished = 0
-    for step in range(steps):
+    died_at: list[str] = []
+    for step in range(100):  # kill the overwrite before its first write, then its second, ... until one gets through
         before = read_manifest(storage, "churn", DAY).run_id
-        killed = f"run-killed-at-{step}"
-        with pytest.raises(Killed):
-            _night(settings, killed, overwrite=True, storage=KilledAfter(storage, step))
+        killed, dying = f"run-killed-at-{step}", KilledAfter(storage, step)
+        try:
+            _night(settings, killed, overwrite=True, storage=dying)
+        except Killed:
+            died_at.append(dying.died_at)
+        else:
+            break
 
         seen = _hive_read(storage)
         runs = set(seen.column("run_id").to_pylist())
-        assert len(runs) <= 1, f"killed at step {step}: a hive reader sees rows of {runs}"
+        assert len(runs) <= 1, f"killed at step {step} ({died_at[-1]}): a hive reader sees rows of {runs}"
         manifest = read_manifest(storage, "churn", DAY)
         if manifest is not None:  # published: exactly what the manifest lists
             assert runs == {manifest.run_id} and seen.num_rows == manifest.rows_out == ROWS
-        started = storage.exists(intent_key("churn", DAY)) or (manifest is not None and manifest.run_id == killed)
+        lease = lock_key("churn", DAY)
+        claimed = storage.exists(lease) and storage.read_json(lease)["run_id"] == killed  # a kill leaves its lease
 
         _expire_lease(storage)
         repaired = f"run-after-{step}"
@@ -229,11 +229,14 @@ def test_an_overwrite_killed_at_any_step_never_shows_two_runs_and_the_next_run_f
         assert manifest is not None and manifest.complete and manifest.rows_out == ROWS
         seen = _hive_read(storage)
         assert set(seen.column("run_id").to_pylist()) == {manifest.run_id} and seen.num_rows == ROWS
-        if started:  # the overwrite was under way: it is carried out, never dropped
-            assert manifest.run_id in (killed, repaired), step
-            finished += manifest.run_id == repaired
-        else:  # killed before it claimed the date: the old partition stands untouched
-            assert manifest.run_id == before, step
+        if claimed:  # the overwrite had claimed the date: it is carried out, never dropped
+            assert manifest.run_id in (killed, repaired), f"killed at step {step} ({died_at[-1]}): overwrite lost"
+        else:  # killed before it held the date: the old partition stood untouched (or the overwrite was finished)
+            assert manifest.run_id in (before, repaired), step
         assert not storage.exists(intent_key("churn", DAY))
-        assert storage.list(staging_dir("churn", DAY)) == []
-    assert finished >= steps - 4  # nearly every step left an overwrite the next plain run had to finish
+        assert storage.list(staging_dir("churn", DAY)) == [], f"killed at step {step}: its staging is left"
+    else:
+        raise AssertionError("the overwrite never got through")
+    # every kind of step was hit: the intent, the lease, staging, the old manifest and files, the copies, the manifest
+    assert {"write_json", "staged_file", "delete", "copy", "delete_prefix"} <= set(died_at), died_at
+    assert died_at.count("copy") == FILES and read_manifest(storage, "churn", DAY).run_id == killed
