@@ -125,4 +125,7 @@ def monitoring_markdown(
             f"{f'{perf.value:.4f} {perf.verdict}' if perf else 'no labels'} | {d.note or ''} |"
         )
     lines += ["", "## Alerts", ""] + ([f"- {r}" for r in reasons] or ["- none"])
+    unreadable = [f"- {d.date}: {problem}" for d in days for problem in d.unreadable]
+    if unreadable:
+        lines += ["", "## Unreadable input files (skipped)", "", *unreadable]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,7 +27,17 @@ from mlbatch.errors import (
 )
 
 #: failures a retry cannot fix: the same data, parameters or artifact would fail the same way
-PERMANENT = (DataValidationError, EngineError, IntegrityError, ParameterError, RegistryError, ScoringError, SpecError)
+#: (``ArrowInvalid``: bytes that are not the Parquet they should be; pyarrow's I/O errors are ``OSError``, retried)
+PERMANENT = (
+    DataValidationError,
+    EngineError,
+    IntegrityError,
+    ParameterError,
+    RegistryError,
+    ScoringError,
+    SpecError,
+    pa.ArrowInvalid,
+)
 
 
 def _worth_retrying(_task: Any, _task_run: Any, state: Any) -> bool:

@@ -14,7 +14,7 @@ from mlbatch import backfill
 from mlbatch.errors import MlbatchError
 from mlbatch.lake import Lake
 from mlbatch.scoring.night import resolve_version
-from mlbatch.scoring.reading import published_dates
+from mlbatch.scoring.reading import complete_dates
 from mlbatch.settings import EngineChoice
 from mlbatch.specs import ModelSpec
 from tasks import artifacts, io_task
@@ -36,9 +36,12 @@ def _transient(_task, _task_run, state) -> bool:
 
 @io_task(name="plan-backfill")
 def plan(lake: Lake, spec: ModelSpec, days: list[dt.date], version: int | None, overwrite: bool):
-    """The version for the whole range (resolved once), the dates to score and the ones already published."""
+    """The version for the whole range (resolved once), the dates to score and the ones done already.
+
+    A date published with quarantined files is not done (``complete_dates``): the backfill scores it again.
+    """
     chosen = resolve_version(lake.registry(spec.name), version)
-    to_score, skipped = backfill.plan(days, published_dates(lake.storage, spec.name), overwrite=overwrite)
+    to_score, skipped = backfill.plan(days, complete_dates(lake.storage, spec.name), overwrite=overwrite)
     return chosen, to_score, skipped
 
 

@@ -20,7 +20,11 @@ MONITORED_EVENT = "mlbatch.model.monitored"
 
 @io_task(name="monitor-date")
 def monitor_date(lake: Lake, spec: ModelSpec, day: dt.date) -> checks.DayResult:
-    return checks.monitor_date(lake.storage, spec, lake.registry(spec.name), day)
+    """One date's checks; an input file that is not Parquet is skipped, named in the log and the artifacts."""
+    result = checks.monitor_date(lake.storage, spec, lake.registry(spec.name), day)
+    for problem in result.unreadable:
+        get_run_logger().warning("skipped an unreadable input file of %s %s: %s", spec.name, day, problem)
+    return result
 
 
 @io_task(name="conclude-monitoring")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from mlbatch.errors import MonitoringError
 from mlbatch.metrics import evaluate
@@ -57,6 +58,8 @@ class DayResult:
     rows: list[Row] = field(default_factory=list)
     score: Distribution | None = None
     note: str = ""
+    #: input (label) files that are not readable Parquet: skipped and named, as scoring quarantines them
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def alerts(self) -> list[Row]:
@@ -97,27 +100,35 @@ def psi_of(distribution: Distribution) -> float:
 
 
 # ---- realized performance ------------------------------------------------------------------------------
-def read_labels(storage: Storage, spec: ModelSpec, day: dt.date) -> pd.DataFrame | None:
-    """Ids and target of ``day`` from the labels dataset (default: the input itself); None when unlabelled.
+def read_labels(storage: Storage, spec: ModelSpec, day: dt.date) -> tuple[pd.DataFrame | None, list[str]]:
+    """Ids and target of ``day`` from the labels dataset (default: the input itself), and the files skipped.
 
     Only files that carry the target are read, and only the id and target
-    columns of those, so labels cost a small fraction of a scoring read.
+    columns of those, so labels cost a small fraction of a scoring read. A
+    file that is not readable Parquet (a stray CSV, a truncated upload) is
+    skipped and named in the second item, as scoring quarantines it: reading
+    it again would fail the same way, and it must not stop the monitoring of
+    the other files. The frame is None when no file is labelled.
     """
     base = spec.monitoring.labels_path or spec.dataset.path
     prefix = join(base, partition_name(spec, day))
     wanted = [*spec.id_columns, spec.target]
-    keys = []
+    keys, unreadable = [], []
     for obj in storage.list(prefix):
         if obj.key.rsplit("/", 1)[-1].startswith(("_", ".")):
             continue
-        names = set(storage.parquet_file(obj.key).schema_arrow.names)
+        try:
+            names = set(storage.parquet_file(obj.key).schema_arrow.names)
+        except pa.ArrowInvalid as exc:
+            unreadable.append(f"{storage.uri(obj.key)}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})")
+            continue
         if set(wanted) <= names:
             keys.append(obj.key)
     if not keys:
-        return None
+        return None, unreadable
     frame = storage.read_table(keys, columns=wanted).to_pandas()
     frame = frame[frame[spec.target].notna()]
-    return frame.drop_duplicates(spec.id_columns, keep="last")
+    return frame.drop_duplicates(spec.id_columns, keep="last"), unreadable
 
 
 def read_scores(storage: Storage, spec: ModelSpec, manifest: Manifest) -> pd.DataFrame:
@@ -205,7 +216,7 @@ def monitor_date(storage: Storage, spec: ModelSpec, registry: Registry, day: dt.
             result.score = score_distribution(profile["score"], stats)
     else:
         result.note = "no drift statistics (the card has no profile or scoring gathered none)"
-    labels = read_labels(storage, spec, day)
+    labels, result.unreadable = read_labels(storage, spec, day)
     if labels is not None and len(labels):
         joined = join_labels(spec, read_scores(storage, spec, manifest), labels)
         if len(joined):

@@ -109,6 +109,11 @@ def render_html(
     ]
     parts.append("<h2>Alerts</h2><ul>" + "".join(f"<li class='alert'>{html.escape(r)}</li>" for r in reasons))
     parts.append("</ul>" if reasons else "<li>none</li></ul>")
+    unreadable = [f"{d.date}: {problem}" for d in days for problem in d.unreadable]
+    if unreadable:
+        parts.append("<h2>Unreadable input files (skipped)</h2><ul>")
+        parts += [f"<li class='warn'>{html.escape(u)}</li>" for u in unreadable]
+        parts.append("</ul>")
 
     drifted = drifted_features(history)
     parts.append(f"<h2>Input drift per feature ({len(drifted)} drifted)</h2>")

@@ -40,7 +40,7 @@ from mlbatch.records.registry import (
     RefitSection,
     Verdict,
 )
-from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile
+from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent
 
 __all__ = [
     "EXPORTED",
@@ -67,6 +67,7 @@ __all__ = [
     "QuarantinedFile",
     "Record",
     "RefitSection",
+    "ReplaceIntent",
     "Status",
     "Verdict",
     "canonical_bytes",

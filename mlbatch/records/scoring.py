@@ -1,4 +1,4 @@
-"""Records of scoring: a published partition's manifest and the lease of the run publishing it."""
+"""Records of scoring: a published partition's manifest, the lease of the run publishing it, a pending replacement."""
 
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ class Manifest(Record):
     def outputs(self) -> list[str]:
         return [f.output for f in self.files]
 
+    @property
+    def complete(self) -> bool:
+        """Every input file was scored: a date with quarantined files is published but not done."""
+        return not self.errors
+
 
 class Lease(Record):
     """Who is scoring a date right now; a dead holder's lease is taken over."""
@@ -66,3 +71,15 @@ class Lease(Record):
     pid: int
     acquired_at: float
     expires_at: float
+
+
+class ReplaceIntent(Record):
+    """A run's intent to replace a date's partition (``overwrite``), kept until the new manifest is written.
+
+    Why a record apart from the lease: a lease is released on the way out,
+    whatever happened, but an overwrite that died half-way must still be
+    carried out by the next run of the date, even one without ``overwrite``.
+    """
+
+    run_id: str
+    requested_at: float

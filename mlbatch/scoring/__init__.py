@@ -5,11 +5,12 @@ the streaming loop (``stream``), the protocol (``publication``) and a night's ru
 """
 
 from mlbatch.scoring.layout import MANIFEST, PREDICTIONS_PREFIX, lock_key, manifest_key, partition_dir, staging_dir
-from mlbatch.scoring.reading import is_published, published_dates, read_manifest, read_predictions
+from mlbatch.scoring.reading import complete_dates, is_published, published_dates, read_manifest, read_predictions
 
 __all__ = [
     "MANIFEST",
     "PREDICTIONS_PREFIX",
+    "complete_dates",
     "is_published",
     "lock_key",
     "manifest_key",

@@ -6,8 +6,9 @@ Layout under the storage root::
     predictions/<model>/dt=2026-03-01/_manifest.json       written last: the partition's commit marker
     predictions/<model>/_staging/dt=2026-03-01/<run_id>/    outputs of a run before publication
     predictions/<model>/_locks/dt=2026-03-01.json           lease held by the run publishing that date
+    predictions/<model>/_intents/dt=2026-03-01.json         an overwrite of that date not yet finished
 
-Hive readers skip the ``_``-prefixed staging and lock directories.
+Hive readers skip the ``_``-prefixed staging, lock and intent directories.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def staging_dir(model: str, day: dt.date, run_id: str | None = None) -> str:
 
 def lock_key(model: str, day: dt.date) -> str:
     return join(PREDICTIONS_PREFIX, model, "_locks", f"dt={day.isoformat()}.json")
+
+
+def intent_key(model: str, day: dt.date) -> str:
+    return join(PREDICTIONS_PREFIX, model, "_intents", f"dt={day.isoformat()}.json")
 
 
 def output_name(input_key: str) -> str:

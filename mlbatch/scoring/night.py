@@ -25,7 +25,7 @@ from mlbatch.records import Manifest
 from mlbatch.registry import Registry
 from mlbatch.scoring.layout import partition_dir
 from mlbatch.scoring.publication import Skip, claim_date
-from mlbatch.scoring.reading import read_manifest
+from mlbatch.scoring.reading import done_manifest
 from mlbatch.scoring.stream import FileResult, RunContext, score_file
 from mlbatch.settings import EngineChoice
 from mlbatch.specs import ModelSpec
@@ -112,11 +112,14 @@ def prepare_night(
     cores: int | None,
     overwrite: bool,
 ) -> Night:
-    """Resolve the version, skip a published date, list the files and open the engine before any write."""
+    """Resolve the version, skip a date that is done, list the files and open the engine before any write.
+
+    A date published with quarantined files is not done: it is scored again, whole (``claim_date``).
+    """
     registry = lake.registry(spec.name)
     night = Night(spec.name, day, lake.uri(partition_dir(spec.name, day)), overwrite)
     night.version = resolve_version(registry, version)
-    if not overwrite and read_manifest(lake.storage, spec.name, day) is not None:
+    if not overwrite and done_manifest(lake.storage, spec.name, day) is not None:
         night.skip = "already published (overwrite=false)"
         return night
     night.files = partition_files(lake.storage, spec, day)
@@ -146,7 +149,7 @@ def score_night(lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_file:
         clock = time.perf_counter()
         results = score_files(lake, spec, night, ctx, on_file)
         seconds = time.perf_counter() - clock
-        manifest = lease.publish(spec, ctx, results, overwrite=night.overwrite, started_at=started)
+        manifest = lease.publish(spec, ctx, results, started_at=started)
     return NightResult(night, manifest, seconds)
 
 

@@ -1,4 +1,4 @@
-"""The publication protocol of one date: already published? → claim the date → stage → publish → release.
+"""The publication protocol of one date: done already? → claim the date → stage → publish → release.
 
 Object storage has no atomic directory rename, so the manifest is the
 commit: outputs are staged under ``_staging/<date>/<run_id>/``, copied into
@@ -6,11 +6,20 @@ the partition, and ``_manifest.json`` is written last, create-only. A lease
 (``_locks/<date>.json``, create-only, taken over by compare-and-swap when its
 holder is dead) makes one run at a time stage and publish a date.
 
+A partition is replaced (``overwrite``, or a date whose files were
+quarantined) only once its new files are all staged: the old manifest goes,
+then every old file, and only then do the new files arrive, so a hive reader
+listing the directory sees files of one run at a time, never a mix. An
+overwrite records its intent (``_intents/<date>.json``) before it takes the
+lease and removes it after the new manifest, so a run killed half-way leaves
+the intent behind and the next run of the date finishes the overwrite, with
+or without ``overwrite``.
+
 The API is one call and one context manager::
 
     claim = claim_date(storage, model, day, run_id, overwrite=False)
     if isinstance(claim, Skip):
-        ...                                   # already published: nothing to do
+        ...                                   # done already: nothing to do
     with claim as lease:                      # released on the way out, whatever happens
         manifest = lease.publish(spec, ctx, results, started_at=...)
 """
@@ -27,9 +36,9 @@ from types import TracebackType
 
 from mlbatch.errors import ConflictError, ObjectNotFoundError
 from mlbatch.profiles import ProfileAccumulator
-from mlbatch.records import Lease, Manifest, ManifestFile, QuarantinedFile, parse_record
-from mlbatch.scoring.layout import MANIFEST, lock_key, manifest_key, partition_dir, staging_dir
-from mlbatch.scoring.reading import read_manifest
+from mlbatch.records import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent, parse_record
+from mlbatch.scoring.layout import intent_key, lock_key, manifest_key, partition_dir, staging_dir
+from mlbatch.scoring.reading import done_manifest, read_manifest
 from mlbatch.scoring.stream import FileResult, RunContext
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage, join
@@ -41,16 +50,20 @@ LEASE_SECONDS = 6 * 3600
 
 @dataclass(frozen=True)
 class Skip:
-    """Why a date is not scored by this run (it is already published)."""
+    """Why a date is not scored by this run (it is already published, every file scored)."""
 
     reason: str
 
 
 class DateLease:
-    """This run's right to stage and publish one date; leaving the ``with`` block releases it."""
+    """This run's right to stage and publish one date; leaving the ``with`` block releases it.
 
-    def __init__(self, storage: Storage, model: str, day: dt.date, run_id: str) -> None:
-        self.storage, self.model, self.day, self.run_id = storage, model, day, run_id
+    ``replace`` says whether publishing replaces a partition another run published (``overwrite``, a
+    date with quarantined files, or an overwrite a dead run left unfinished).
+    """
+
+    def __init__(self, storage: Storage, model: str, day: dt.date, run_id: str, *, replace: bool) -> None:
+        self.storage, self.model, self.day, self.run_id, self.replace = storage, model, day, run_id, replace
 
     def __enter__(self) -> DateLease:
         return self
@@ -59,42 +72,74 @@ class DateLease:
         release_lease(self.storage, self.model, self.day, self.run_id)
 
     def publish(
-        self, spec: ModelSpec, ctx: RunContext, results: list[FileResult], *, overwrite: bool, started_at: dt.datetime
+        self, spec: ModelSpec, ctx: RunContext, results: list[FileResult], *, started_at: dt.datetime
     ) -> Manifest:
         """Move the staged outputs into the partition and write the manifest last (see ``publish``)."""
-        return publish(self.storage, spec, ctx, results, overwrite=overwrite, started_at=started_at)
+        return publish(self.storage, spec, ctx, results, replace=self.replace, started_at=started_at)
 
 
 def claim_date(storage: Storage, model: str, day: dt.date, run_id: str, *, overwrite: bool) -> DateLease | Skip:
     """The date's lease, with staging left by dead runs removed; or why the date needs no scoring.
 
     A date published by this very run (a retried task after a lost answer) is
-    claimed again, so the retry republishes rather than reports a skip.
+    claimed again, so the retry republishes rather than reports a skip. A date
+    whose published files were quarantined, or whose overwrite a dead run left
+    unfinished, is claimed to be replaced even without ``overwrite``.
 
     Raises:
         ConflictError: a live run holds the lease.
     """
-    if not overwrite and _published_by_other(storage, model, day, run_id):
+    seen = read_manifest(storage, model, day)
+    if not overwrite and _done_by_other(storage, model, day, run_id):
         return Skip("already published (overwrite=false)")
+    if overwrite:  # before the lease: once this run may touch the date, a kill leaves the overwrite to the next
+        _record_intent(storage, model, day, run_id)
     acquire_lease(storage, model, day, run_id)
-    if not overwrite and _published_by_other(storage, model, day, run_id):
+    now = read_manifest(storage, model, day)
+    if not overwrite and now is not None and now.run_id != run_id and (seen is None or seen.run_id != now.run_id):
         # a concurrent run published between the check and the lease: skip rather than score for nothing
         release_lease(storage, model, day, run_id)
         return Skip("published by a concurrent run (overwrite=false)")
+    replace = overwrite or _unfinished_overwrite(storage, model, day, run_id) or _needs_rescoring(now, run_id)
+    if replace and not overwrite:  # this run now owes the replacement: a kill from here on leaves it to the next
+        _record_intent(storage, model, day, run_id)
     removed = clean_stale_staging(storage, model, day, run_id)
     if removed:
-        log.info("removed %d staging files left by dead runs of %s %s", removed, model, day)
-    return DateLease(storage, model, day, run_id)
+        log.info("removed %d staging files and uploads left by dead runs of %s %s", removed, model, day)
+    return DateLease(storage, model, day, run_id, replace=replace)
+
+
+def _record_intent(storage: Storage, model: str, day: dt.date, run_id: str) -> None:
+    storage.write_json(intent_key(model, day), ReplaceIntent(run_id=run_id, requested_at=time.time()).to_json())
+
+
+def _done_by_other(storage: Storage, model: str, day: dt.date, run_id: str) -> bool:
+    manifest = done_manifest(storage, model, day)
+    return manifest is not None and manifest.run_id != run_id
+
+
+def _unfinished_overwrite(storage: Storage, model: str, day: dt.date, run_id: str) -> bool:
+    """An overwrite intent of another run: it is dead (the caller holds the lease), so this run finishes it."""
+    key = intent_key(model, day)
+    try:
+        intent = parse_record(ReplaceIntent, storage.read_json(key), storage.uri(key))
+    except ObjectNotFoundError:
+        return False
+    if intent.run_id == run_id:
+        return False
+    log.warning("finishing the overwrite of %s %s that run %s left unfinished", model, day, intent.run_id)
+    return True
+
+
+def _needs_rescoring(manifest: Manifest | None, run_id: str) -> bool:
+    """Published by another run with quarantined files: the whole date is scored again and replaced."""
+    return manifest is not None and manifest.run_id != run_id and not manifest.complete
 
 
 def _publisher(storage: Storage, model: str, day: dt.date) -> str | None:
     """The run that published ``day`` (None: not published)."""
     manifest = read_manifest(storage, model, day)
     return manifest.run_id if manifest is not None else None
-
-
-def _published_by_other(storage: Storage, model: str, day: dt.date, run_id: str) -> bool:
-    return _publisher(storage, model, day) not in (None, run_id)
 
 
 # ---- the lease -----------------------------------------------------------------------------------
@@ -154,11 +199,22 @@ def release_lease(storage: Storage, model: str, day: dt.date, run_id: str) -> No
 
 
 def clean_stale_staging(storage: Storage, model: str, day: dt.date, run_id: str) -> int:
-    """Remove staging left by dead runs of this date; safe because the caller holds the lease."""
+    """Remove staging left by dead runs of this date, and abort their unfinished uploads.
+
+    Safe because the caller holds the lease: no other live run stages this
+    date. An S3 multipart upload cut off by a kill is no object (no listing
+    shows it, its parts are billed until aborted), so it is found by listing
+    the date's unfinished uploads, not the staging directories.
+    """
     removed = 0
     for name in storage.list_dirs(staging_dir(model, day)):
         if name != run_id:
             removed += storage.delete_prefix(join(staging_dir(model, day), name))
+    mine = staging_dir(model, day, run_id) + "/"
+    for upload in storage.unfinished_uploads(staging_dir(model, day)):
+        if not upload.key.startswith(mine):
+            storage.abort_upload(upload)
+            removed += 1
     return removed
 
 
@@ -169,27 +225,29 @@ def publish(
     ctx: RunContext,
     results: list[FileResult],
     *,
-    overwrite: bool,
+    replace: bool,
     started_at: dt.datetime,
 ) -> Manifest:
     """Move staged outputs into the partition and write the manifest last.
 
-    With ``overwrite`` the old manifest is removed first, so during the swap
-    the partition reads as unpublished rather than as a mix of two runs.
+    Called once every file is staged. The old manifest goes first (the
+    partition reads as unpublished), then every file already in the
+    partition (an old run's, or a dead run's half-copied ones), and only then
+    are the new files copied in: a hive reader sees one run's files at any
+    moment, never a mix of two. With ``replace`` a partition published by
+    another run is replaced; without it that is a conflict.
     """
     target = partition_dir(ctx.model, ctx.day)
     mkey = manifest_key(ctx.model, ctx.day)
     if storage.exists(mkey):
-        if not overwrite and _publisher(storage, ctx.model, ctx.day) != ctx.run_id:
+        if not replace and _publisher(storage, ctx.model, ctx.day) != ctx.run_id:
             raise ConflictError(storage.uri(mkey), "partition already published (use overwrite)")
         storage.delete(mkey)
+    for obj in storage.list(target):
+        storage.delete(obj.key)
     good = [r for r in results if r.error is None]
     for r in good:
         storage.copy(r.staged_key, join(target, r.output_name))
-    keep = {r.output_name for r in good} | {MANIFEST}
-    for obj in storage.list(target):
-        if obj.key.rsplit("/", 1)[-1] not in keep:
-            storage.delete(obj.key)
     manifest = Manifest(
         model=ctx.model,
         date=ctx.day,
@@ -207,6 +265,7 @@ def publish(
     )
     storage.write_json(mkey, manifest.to_json(), if_none_match=True)
     storage.delete_prefix(staging_dir(ctx.model, ctx.day, ctx.run_id))
+    storage.delete(intent_key(ctx.model, ctx.day))  # last: a run killed before it has its staging removed by the next
     return manifest
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlparse
 
 from mlbatch.errors import ConfigError
-from mlbatch.storage.base import ObjectInfo, S3Options, Storage, check_key, join
+from mlbatch.storage.base import ObjectInfo, PendingUpload, S3Options, Storage, check_key, join
 from mlbatch.storage.local import LocalStorage
 
 SUPPORTED_ROOTS = "a local path, file:///abs/path or s3://bucket/prefix"
@@ -14,6 +14,7 @@ __all__ = [
     "SUPPORTED_ROOTS",
     "LocalStorage",
     "ObjectInfo",
+    "PendingUpload",
     "S3Options",
     "Storage",
     "check_key",

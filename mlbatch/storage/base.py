@@ -79,6 +79,15 @@ class ObjectInfo:
     etag: str
 
 
+@dataclass(frozen=True)
+class PendingUpload:
+    """An upload begun and never completed (an S3 multipart upload cut off by a kill): no object, still stored."""
+
+    key: str
+    upload_id: str
+    initiated: str
+
+
 class Storage(ABC):
     """A root (local directory or S3 prefix) with the operations the flows need."""
 
@@ -125,6 +134,18 @@ class Storage(ABC):
     @abstractmethod
     def copy(self, src: str, dst: str) -> None:
         """Copy one object within the root (server side on S3)."""
+
+    def unfinished_uploads(self, prefix: str) -> list[PendingUpload]:
+        """Uploads below ``prefix`` begun and never completed; none on local disk.
+
+        Local disk has no such thing: a killed write leaves a ``.tmp-`` file in
+        the directory, which ``delete_prefix`` removes with the directory.
+        """
+        return []
+
+    def abort_upload(self, upload: PendingUpload) -> None:
+        """Discard an unfinished upload and the parts it stored (a back end that lists none has none to abort)."""
+        raise NotImplementedError(f"{type(self).__name__} has no unfinished uploads to abort")
 
     # ---- pyarrow access ----------------------------------------------------------------------
     @property

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlbatch.errors import ConflictError, ObjectNotFoundError, StorageError
-from mlbatch.storage.base import ObjectInfo, S3Options, Storage, check_key, join
+from mlbatch.storage.base import ObjectInfo, PendingUpload, S3Options, Storage, check_key, join
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412"}
@@ -200,3 +200,22 @@ class S3Storage(Storage):
             )
         except ClientError as exc:
             raise self._fail(exc, src, "copy") from exc
+
+    def unfinished_uploads(self, prefix: str) -> list[PendingUpload]:
+        full = f"{self._key(prefix)}/"
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        found = []
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full):
+                for upload in page.get("Uploads", []):
+                    found.append(PendingUpload(upload["Key"][strip:], upload["UploadId"], str(upload["Initiated"])))
+        except ClientError as exc:
+            raise self._fail(exc, prefix, "list the unfinished uploads of") from exc
+        return sorted(found, key=lambda u: u.key)
+
+    def abort_upload(self, upload: PendingUpload) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(upload.key), UploadId=upload.upload_id)
+        except ClientError as exc:
+            if _code(exc) not in (*_NOT_FOUND, "NoSuchUpload"):
+                raise self._fail(exc, upload.key, "abort the upload of") from exc
