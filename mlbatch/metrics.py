@@ -44,3 +44,31 @@ def evaluate(task: str, y_true: np.ndarray, scores: np.ndarray, threshold: float
     if task == "binary":
         return binary_metrics(y_true, scores, threshold)
     return regression_metrics(y_true, scores)
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """The standard error of an ROC AUC measured on ``positives`` and ``negatives`` (Hanley and McNeil, 1982).
+
+    Why: one day's AUC on a few hundred labels moves by a few hundredths from noise alone; judging it against a
+    fixed tolerance without this allowance alerts on small days that are fine.
+    """
+    if positives < 1 or negatives < 1 or not math.isfinite(auc):
+        return math.nan
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc**2 / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
+    return math.sqrt(max(variance, 0.0))
+
+
+def daily_metric(
+    task: str, y_true: np.ndarray, scores: np.ndarray, dates: np.ndarray, metric: str, threshold: float = 0.5
+) -> list[dict[str, object]]:
+    """``metric`` per date of a holdout: what one monitored day of this version should look like."""
+    out: list[dict[str, object]] = []
+    for day in sorted(set(dates.tolist())):
+        mask = dates == day
+        value = evaluate(task, y_true[mask], scores[mask], threshold).get(metric, math.nan)
+        out.append({"date": str(day), "rows": int(mask.sum()), "value": None if math.isnan(value) else value})
+    return out

@@ -26,7 +26,7 @@ from mlbatch.lake import Lake
 from mlbatch.profiles import build_profile
 from mlbatch.records import VALIDATED, GateResult, RefitSection, Verdict
 from mlbatch.registry import serialize_model
-from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, onnx_gate
+from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, holdout_daily, onnx_gate
 from mlbatch.specs import ModelSpec
 from mlbatch.training import TrainingData, fit
 
@@ -65,6 +65,7 @@ def refit_card(
     card = build_card(spec, data, refit, champion, run_id, checks, onnx)
     holdout_start = data.as_of - dt.timedelta(days=spec.training.holdout_days)
     card["data"].update(holdout_days=0, rows_train=len(data.frame), rows_holdout=0)
+    card["metrics"]["holdout_daily"] = holdout_daily(spec, gated)  # out of sample, like the metrics beside it
     card["profile"] = {
         "features": build_profile(data.frame, spec.features.numeric, spec.features.categorical),
         "score": build_profile(pd.DataFrame({"score": gated.scores}), ["score"], [])["score"],

@@ -27,7 +27,7 @@ from mlbatch.errors import DataValidationError, IntegrityError, ParameterError
 from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
 from mlbatch.features import model_input
 from mlbatch.gates import onnx_equivalence
-from mlbatch.metrics import evaluate
+from mlbatch.metrics import daily_metric, evaluate
 from mlbatch.profiles import build_profile
 from mlbatch.records import EXPORTED, NOT_ATTEMPTED, ONNX_FILE, VALIDATED, GateResult, OnnxSection, Verdict
 from mlbatch.registry import Registry
@@ -161,6 +161,7 @@ def build_card(
         "metrics": {
             "primary": spec.validation.primary_metric,
             "candidate": candidate.metrics,
+            "holdout_daily": holdout_daily(spec, candidate),
             "champion": champion.metrics,
             "champion_version": champion.version,
         },
@@ -170,6 +171,24 @@ def build_card(
         },
         "onnx": (onnx.card_section() if onnx is not None else OnnxSection(status=NOT_ATTEMPTED)).model_dump(),
     }
+
+
+def holdout_daily(spec: ModelSpec, candidate: Candidate) -> list[dict[str, Any]]:
+    """The primary metric per holdout day: monitoring compares a day with days, not with the pooled holdout.
+
+    Pooling a week's rows ranks across days too, so its AUC beats the per-day AUC of the same days.
+    """
+    holdout = candidate.holdout
+    if holdout.empty or DATE_COLUMN not in holdout:
+        return []
+    return daily_metric(
+        spec.task,
+        holdout[spec.target].to_numpy(),
+        np.asarray(candidate.scores),
+        holdout[DATE_COLUMN].astype(str).to_numpy(),
+        spec.validation.primary_metric,
+        spec.validation.decision_threshold,
+    )
 
 
 def export_onnx(candidate: Candidate, spec: ModelSpec) -> OnnxExport:

@@ -19,11 +19,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from mlbatch.errors import MonitoringError
-from mlbatch.metrics import evaluate
+from mlbatch.metrics import auc_standard_error, evaluate
 from mlbatch.monitoring.drift import (
     ALERT,
     INFO,
@@ -145,15 +146,37 @@ def join_labels(spec: ModelSpec, scores: pd.DataFrame, labels: pd.DataFrame) -> 
 
 
 def holdout_metric(card: ModelCard, metric: str) -> float:
+    """What one monitored day of this version should reach: the mean of its per-day holdout values.
+
+    Cards written before the per-day values were stored fall back to the pooled holdout metric.
+    """
+    daily = [d["value"] for d in card.metrics.holdout_daily if d.get("value") is not None]
+    if daily and metric == card.metrics.primary:
+        return float(np.mean(daily))
     value = card.primary_metric(metric)
     return value if value is not None else math.nan
 
 
-def realized_rows(spec: ModelSpec, day: dt.date, version: int, joined: pd.DataFrame, holdout: float) -> list[Row]:
-    """The spec's metrics on the labelled predictions; the primary one judged against the holdout.
+def noise_allowance(spec: ModelSpec, metric: str, joined: pd.DataFrame, expected: float) -> float:
+    """``performance_noise_z`` standard errors of the day's AUC (none for other metrics), added to the tolerance.
 
-    Alert when the primary metric is worse than the holdout by more than the
-    spec's tolerance, warn beyond half of it.
+    The error is the one a day of this size would show at the expected AUC, so a small day gets a wider margin
+    and a day of thousands of labels the spec's tolerance almost alone.
+    """
+    z = spec.monitoring.performance_noise_z
+    if metric != "roc_auc" or z == 0 or spec.task != "binary":
+        return 0.0
+    labels = joined[spec.target].to_numpy().astype(int)
+    positives = int(labels.sum())
+    error = auc_standard_error(expected, positives, len(labels) - positives)
+    return 0.0 if math.isnan(error) else z * error
+
+
+def realized_rows(spec: ModelSpec, day: dt.date, version: int, joined: pd.DataFrame, holdout: float) -> list[Row]:
+    """The spec's metrics on the labelled predictions; the primary one judged against the per-day holdout value.
+
+    Alert when the primary metric is worse than ``holdout`` by more than the spec's tolerance plus the day's
+    sampling noise (``noise_allowance``), warn beyond half of the tolerance plus the noise.
     """
     primary = spec.validation.primary_metric
     tol = spec.monitoring.performance_tolerance
@@ -161,12 +184,14 @@ def realized_rows(spec: ModelSpec, day: dt.date, version: int, joined: pd.DataFr
         spec.task, joined[spec.target].to_numpy(), joined["score"].to_numpy(), spec.validation.decision_threshold
     )
     lower = primary in LOWER_IS_BETTER
+    noise = noise_allowance(spec, primary, joined, holdout)
     rows = []
     for name, value in metrics.items():
         if name == primary:
             drop = (value - holdout) if lower else (holdout - value)
-            threshold = holdout + tol if lower else holdout - tol
-            state = INFO if math.isnan(drop) else ALERT if drop > tol else WARN if drop > tol / 2 else OK
+            margin = tol + noise
+            threshold = holdout + margin if lower else holdout - margin
+            state = INFO if math.isnan(drop) else ALERT if drop > margin else WARN if drop > tol / 2 + noise else OK
             rows.append(Row.of(day, version, REALIZED, name, value, threshold, state))
         else:
             rows.append(Row.of(day, version, REALIZED, name, value, math.nan, INFO))

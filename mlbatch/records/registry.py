@@ -121,6 +121,8 @@ class RefitSection(Record):
 class CardMetrics(Record):
     primary: str | None = None
     candidate: dict[str, float | None] = Field(default_factory=dict)
+    #: the primary metric on each day of the holdout ({date, rows, value}): the baseline a monitored day meets
+    holdout_daily: list[dict[str, Any]] = Field(default_factory=list)
     champion: dict[str, float | None] | None = None
     champion_version: int | None = None
 

@@ -200,6 +200,12 @@ class MonitoringSpec(_Strict):
         description="No retrain event while the newest version is younger than this (0: an event on every alert).",
     )
     performance_tolerance: float = Field(default=0.05, ge=0, description="Allowed drop of the realized metric.")
+    performance_noise_z: float = Field(
+        default=2.0,
+        ge=0,
+        le=10,
+        description="Standard errors of the day's AUC added to the tolerance, so a small day's noise does not alert.",
+    )
     labels_path: str | None = Field(default=None, description="Separate labels dataset; default: the input itself.")
     unjudged_features: list[str] = Field(
         default_factory=list,

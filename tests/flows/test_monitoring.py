@@ -22,12 +22,22 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 from tests_support import small_churn_spec, storage_of
 
 from mlbatch import cli, retraining
+from mlbatch.metrics import auc_standard_error
 from mlbatch.monitoring.alerts import alert_reasons, retrain_cooldown
-from mlbatch.monitoring.checks import DATASET, REALIZED, SCORE, drift_rows, realized_rows, staleness_row
+from mlbatch.monitoring.checks import (
+    DATASET,
+    REALIZED,
+    SCORE,
+    drift_rows,
+    holdout_metric,
+    realized_rows,
+    staleness_row,
+)
 from mlbatch.monitoring.drift import (
     ALERT,
     EPSILON,
@@ -169,7 +179,7 @@ def _spec(churn_spec, **monitoring):
     ("auc_drop", "expected"), [(0.0, OK), (0.02, OK), (0.03, WARN), (0.049, WARN), (0.051, ALERT), (-0.1, OK)]
 )
 def test_realized_performance_is_judged_against_the_holdout(churn_spec, auc_drop, expected):
-    spec = _spec(churn_spec, performance_tolerance=0.05)
+    spec = _spec(churn_spec, performance_tolerance=0.05, performance_noise_z=0)
     rng = np.random.default_rng(7)
     joined = pd.DataFrame({"churned": rng.integers(0, 2, 400), "score": rng.random(400)})
     realized = roc_auc_score(joined["churned"], joined["score"])
@@ -179,6 +189,48 @@ def test_realized_performance_is_judged_against_the_holdout(churn_spec, auc_drop
     assert primary.threshold == pytest.approx(realized + auc_drop - 0.05)
     assert primary.verdict == expected
     assert {r.verdict for r in rows if r.metric != "roc_auc"} == {INFO}
+
+
+def test_hanley_mcneil_standard_error_matches_the_spread_of_simulated_days():
+    """The allowance is only as good as the error: it must match how much a day's AUC really moves."""
+    rng = np.random.default_rng(11)
+    shift = math.sqrt(2) * norm.ppf(0.8)  # binormal scores with AUC 0.8
+    labels = np.repeat([0, 1], 50)
+    aucs = [roc_auc_score(labels, rng.normal(size=100) + shift * labels) for _ in range(2_000)]
+    assert auc_standard_error(0.8, 50, 50) == pytest.approx(np.std(aucs), rel=0.15)
+    assert auc_standard_error(0.8, 500, 500) < auc_standard_error(0.8, 50, 50) / 3
+    assert math.isnan(auc_standard_error(0.8, 0, 10))
+
+
+def _day_of(rows: int, auc: float, seed: int = 5) -> pd.DataFrame:
+    """``rows`` labelled scores whose AUC is close to ``auc`` (binormal scores, balanced classes)."""
+    rng = np.random.default_rng(seed)
+    labels = np.tile([0, 1], rows // 2)
+    shift = math.sqrt(2) * norm.ppf(auc)
+    return pd.DataFrame({"churned": labels, "score": 1 / (1 + np.exp(-(rng.normal(size=rows) + shift * labels)))})
+
+
+def test_a_small_days_noise_does_not_alert_but_the_same_drop_on_a_large_day_does(churn_spec):
+    """The same 0.07 drop: within two standard errors on 60 labels, far beyond them on 20,000."""
+    spec = _spec(churn_spec, performance_tolerance=0.05)
+    for rows, expected in ((60, OK), (20_000, ALERT)):
+        day = _day_of(rows, 0.73)
+        realized = roc_auc_score(day["churned"], day["score"])
+        primary = next(
+            r for r in realized_rows(spec, dt.date(2026, 2, 1), 3, day, realized + 0.07) if r.metric == "roc_auc"
+        )
+        assert primary.verdict == expected, (rows, primary)
+        assert primary.threshold < realized + 0.07 - 0.05  # the noise allowance widens the tolerance
+
+
+def test_the_baseline_is_the_per_day_holdout_not_the_pooled_one(churn_spec):
+    """A card with per-day holdout values is judged against their mean; an older card against its pooled metric."""
+    pooled = ModelCard(model="churn", version=2, metrics={"primary": "roc_auc", "candidate": {"roc_auc": 0.80}})
+    assert holdout_metric(pooled, "roc_auc") == 0.80
+    daily = [{"date": f"2026-01-2{i}", "rows": 500, "value": v} for i, v in enumerate([0.76, 0.78, 0.77, None])]
+    card = pooled.model_copy(update={"metrics": pooled.metrics.model_copy(update={"holdout_daily": daily})})
+    assert holdout_metric(card, "roc_auc") == pytest.approx(0.77)
+    assert holdout_metric(card, "log_loss") != 0.77  # per-day values are the primary metric's only
 
 
 @pytest.mark.parametrize(("age_days", "expected"), [(0, OK), (42, OK), (42.5, ALERT), (400, ALERT)])
