@@ -51,8 +51,12 @@ class OneLineFormatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-def configure(level: str, *, debug: bool) -> None:
-    """One stderr handler on the root logger; Prefect's loggers propagate to it (its own console handler is off)."""
+def configure(level: str, *, debug: bool) -> tuple[logging.Handler, int]:
+    """One stderr handler on the root logger; Prefect's loggers propagate to it (its own console handler is off).
+
+    Returns the handler and the root level it replaced, for ``restore``: ``main`` may run more than once in a
+    process (tests, a notebook), and a handler left behind would write to a stream that is closed by then.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if debug:
         handler.setFormatter(logging.Formatter(FORMAT))
@@ -61,6 +65,18 @@ def configure(level: str, *, debug: bool) -> None:
         handler.addFilter(FailureEchoFilter())
     handler.setLevel(logging.DEBUG if debug else level.upper())
     root = logging.getLogger()
+    previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    return handler, previous
+
+
+def restore(configured: tuple[logging.Handler, int] | None) -> None:
+    """Remove the handler ``configure`` added and put the root level back."""
+    if configured is None:
+        return
+    handler, previous = configured
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    root.setLevel(previous)

@@ -295,7 +295,7 @@ def test_serve_in_the_container_answers_a_request_from_the_host(built, demo, lak
     assert server.returncode == 0, output[-4000:]
 
 
-def test_docker_pool_deployments_point_at_the_image(built, prefect_server):
+def test_docker_pool_deployments_point_at_the_image(built, prefect_server, repo_root):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -327,4 +327,5 @@ def test_docker_pool_deployments_point_at_the_image(built, prefect_server):
             assert d.job_variables["volumes"] == ["mlbatch-lake:/lake"]
             assert not d.entrypoint.endswith(".py") and ".py:" not in d.entrypoint  # code from the image's venv
         nightly = deployments["nightly-scoring-docker"].schedules
-        assert sorted(s.parameters["model"] for s in nightly) == ["churn", "churn_baseline"]
+        scheduled = sorted(p.stem for p in (repo_root / "models").glob("*.yaml"))
+        assert sorted(s.parameters["model"] for s in nightly) == scheduled

@@ -78,7 +78,7 @@ def test_form_fields(repo_root, deployment, name, expected):
 
 
 def _cli_options(sub: argparse.ArgumentParser) -> set[str]:
-    return {a.dest for a in sub._actions if a.dest not in ("help", "func")}
+    return {a.dest for a in sub._actions if a.dest not in ("help", "func", "debug")}  # --debug: the CLI's own
 
 
 #: the CLI command of each flow, and the CLI names that differ from the parameter's

@@ -86,3 +86,16 @@ def test_the_exit_codes_are_in_the_help_and_in_the_operations_guide(repo_root: P
     assert {int(c) for c in re.findall(r"^  (\d)  ", help_text, re.MULTILINE)} == codes
     guide = (repo_root / "docs" / "operations.md").read_text()
     assert {int(c) for c in re.findall(r"^\| (\d) \|", guide, re.MULTILINE)} == codes
+
+
+def test_main_leaves_no_log_handler_behind(tmp_path):
+    """``main`` may run many times in one process (the tests, a notebook): a handler it left on the root logger
+    would write to a stream closed since, and every later log record would fail (as it did across the suite)."""
+    import logging
+
+    from mlbatch import cli
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    assert cli.main(["--root", str(tmp_path / "no-lake"), "versions", "churn"]) == 1  # fails after logging is set
+    assert root.handlers == handlers and root.level == level
