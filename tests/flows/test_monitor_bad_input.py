@@ -10,7 +10,9 @@ on local disk and on moto's S3 server.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
@@ -37,7 +39,7 @@ def _logs_of(flow_run_id: str) -> str:
     return "\n".join(entry.message for entry in logs)
 
 
-def test_monitoring_skips_and_names_a_non_parquet_input_file(flow_settings, monkeypatch):
+def test_monitoring_skips_and_names_a_non_parquet_input_file(flow_settings, monkeypatch, tmp_path):
     from flows.monitor import monitor
     from flows.score import score
 
@@ -48,7 +50,11 @@ def test_monitoring_skips_and_names_a_non_parquet_input_file(flow_settings, monk
     storage.write_bytes(notes, b"customer_id,comment\n1,call back\n")
 
     # the nightly run: the file is quarantined (the run fails so someone looks), its monitor subflow still reports
-    monkeypatch.setenv("MLBATCH_MONITOR_AFTER_SCORING", "true")
+    doc = yaml.safe_load((Path(flow_settings.models_dir) / "churn.yaml").read_text())
+    doc.setdefault("monitoring", {})["after_scoring"] = True  # monitoring after scoring is the spec's policy
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "churn.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("MLBATCH_MODELS_DIR", str(tmp_path / "models"))  # the flows read their settings from here
     state = score(model="churn", run_date=DAY, return_state=True)
     assert state.is_failed() and isinstance(state.result(raise_on_failure=False), ScoringError)
     report = storage.read_bytes(report_key("churn", DAY, DAY)).decode()
