@@ -46,13 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     guard_host()  # what this command starts dies with it; temporary folders of dead runs go
     debug = args.debug
+    configured = None
     try:
         from mlbatch.lake import Lake
         from mlbatch.settings import Settings
 
         settings = Settings(**({"storage_root": args.root} if args.root else {}))
         debug = debug or settings.log_level == "DEBUG"
-        logs.configure(settings.log_level, debug=debug)
+        configured = logs.configure(settings.log_level, debug=debug)
         lake = Lake(settings)
         _check_before_running(args, lake)
         result = _run(args, lake)
@@ -64,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exits.code_of(exc)
+    finally:
+        logs.restore(configured)
     if result is not None:
         print(json.dumps(result, indent=2, default=str))
     return exits.OK

@@ -51,38 +51,36 @@ class OneLineFormatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-class _CurrentStderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record arrives, never to the stream of an earlier call.
+def configure(level: str, *, debug: bool) -> tuple[logging.Handler, int]:
+    """One stderr handler on the root logger; Prefect's loggers propagate to it (its own console handler is off).
 
-    ``main`` may run many times in one process (the tests, a notebook), each with its own ``sys.stderr``; and
-    Prefect's services log their last lines at interpreter exit, after ``main`` has returned, so the handler
-    stays installed (one at a time: ``configure`` replaces the previous one).
+    Returns the handler and the root level it replaced, for ``restore``: ``main`` may run more than once in a
+    process (tests, a notebook), and a handler left behind would write to a stream that is closed by then.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    @property  # type: ignore[override]
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def configure(level: str, *, debug: bool) -> None:
-    """One stderr handler on the root logger; Prefect's loggers propagate to it (its own console handler is off)."""
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _CurrentStderr)]:
-        root.removeHandler(old)
-    handler = _CurrentStderr()
+    handler = logging.StreamHandler(sys.stderr)
     if debug:
         handler.setFormatter(logging.Formatter(FORMAT))
     else:
         handler.setFormatter(OneLineFormatter(FORMAT))
         handler.addFilter(FailureEchoFilter())
     handler.setLevel(logging.DEBUG if debug else level.upper())
+    root = logging.getLogger()
+    previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    return handler, previous
+
+
+def restore(configured: tuple[logging.Handler, int] | None) -> None:
+    """Remove the handler ``configure`` added and put the root level back."""
+    if configured is None:
+        return
+    handler, previous = configured
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    if not root.handlers:
+        # Prefect's services log their last lines at interpreter exit; with no handler at all, Python's
+        # last-resort handler would print them on stderr after the command's ``error:`` line
+        root.addHandler(logging.NullHandler())
