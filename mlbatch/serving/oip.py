@@ -122,13 +122,8 @@ def parse_infer(schema: RequestSchema, body: bytes) -> tuple[pa.RecordBatch, dic
 
 
 def _datatypes(columns: Columns, name: str) -> set[str] | None:
-    if name in columns.id_columns:
-        return ID_DATATYPES
-    if name in columns.numeric:
-        return NUMERIC_DATATYPES
-    if name in columns.categorical:
-        return TEXT_DATATYPES
-    return None
+    """The OIP datatypes a column accepts; None for a passthrough column (any)."""
+    return {"id": ID_DATATYPES, "numeric": NUMERIC_DATATYPES, "categorical": TEXT_DATATYPES}.get(columns.role(name))
 
 
 def _flatten(data: Iterable[Any]) -> list[Any]:

@@ -45,14 +45,18 @@ class Columns:
     def all(self) -> list[str]:
         return list(dict.fromkeys([*self.id_columns, *self.numeric, *self.categorical, *self.passthrough]))
 
-    def expected(self, name: str) -> str:
+    def role(self, name: str) -> str:
+        """``id``, ``numeric``, ``categorical`` or ``passthrough``: what both request forms check a column as."""
         if name in self.id_columns:
-            return IDENTIFIER
+            return "id"
         if name in self.numeric:
-            return NUMBER
+            return "numeric"
         if name in self.categorical:
-            return TEXT
-        return SCALAR
+            return "categorical"
+        return "passthrough"
+
+    def expected(self, name: str) -> str:
+        return {"id": IDENTIFIER, "numeric": NUMBER, "categorical": TEXT, "passthrough": SCALAR}[self.role(name)]
 
 
 class RequestSchema:

@@ -38,7 +38,6 @@ def test_a_scratch_folder_is_named_for_its_owner_and_removed_on_exit_and_on_erro
     assert not failed.exists()
 
 
-@pytest.mark.skipif(not processes.PROC.is_dir(), reason="start times and namespaces come from /proc")
 def test_the_sweep_removes_folders_of_ended_owners_and_keeps_every_other(tmp_path):
     ns, me, ticks = processes.pid_namespace(), os.getpid(), processes.own_ticks()
     dead = _reaped_pid()
