@@ -21,8 +21,15 @@ from mlbatch.engines import SklearnEngine
 
 
 def _openmp_threads() -> int:
-    """omp_get_max_threads() of the calling thread, as threadpoolctl reads it."""
-    return ThreadpoolController().select(user_api="openmp").info()[0]["num_threads"]
+    """omp_get_max_threads() of the calling thread, in the OpenMP runtime scikit-learn's own kernels link.
+
+    The process may hold other runtimes (tl2cgen wheels ship their own libgomp,
+    loaded when a compiled model is built), and threadpoolctl may list them
+    first; the cap is about scikit-learn's.
+    """
+    runtimes = ThreadpoolController().select(user_api="openmp").info()
+    sklearns = [r for r in runtimes if "scikit_learn" in r["filepath"]]
+    return (sklearns or runtimes)[0]["num_threads"]
 
 
 class _ThreadRecorder(ClassifierMixin, BaseEstimator):
@@ -73,3 +80,15 @@ def _new_thread_openmp_threads() -> int:
     worker.start()
     worker.join()
     return seen[0]
+
+
+def test_the_cap_still_holds_once_a_second_openmp_runtime_is_loaded(churn_spec):
+    """Building a compiled model loads tl2cgen's own libgomp after the engine's controller exists."""
+    recorder = _ThreadRecorder().fit(None)
+    engine = SklearnEngine(Pipeline([("model", recorder)]), churn_spec, threads=1)
+    engine.score(_features(churn_spec))
+    import tl2cgen  # noqa: F401  (its wheel's libgomp is a second OpenMP runtime in the process)
+
+    assert len(ThreadpoolController().select(user_api="openmp").info()) >= 2
+    engine.score(_features(churn_spec))
+    assert recorder.seen_ == [1, 1]
