@@ -91,7 +91,10 @@ def _check_before_running(args: Any, lake: Any) -> None:
 
 
 def _run(args: Any, lake: Any) -> Any:
-    """The command, with ``lake`` bound for the flows it runs (they read no settings of their own)."""
+    """The command, with ``lake`` bound for the flows it runs (they read no settings of their own); a command
+    that runs no flow (``backtest``) starts no Prefect at all."""
+    if not getattr(args, "runs_flows", True):
+        return args.func(args, lake)
     from flows.common import bound_lake
 
     with _offline_prefect(), bound_lake(lake):

@@ -116,6 +116,27 @@ def monitor(args: argparse.Namespace, lake: Lake) -> Any:
     return flow(model=args.model, start=args.start, end=args.end, as_of=args.as_of)
 
 
+def backtest(args: argparse.Namespace, lake: Lake) -> Any:
+    """Replay the policies in process (no Prefect, nothing written); the table on stdout, or the JSON."""
+    from mlbatch.backtest import plan_backtest, run_backtest
+    from mlbatch.partitions import list_partition_dates
+
+    spec = lake.spec(args.model, resolve_estimator=True)
+    refits = [True, False] if args.refit is None else [args.refit]
+    plan = plan_backtest(spec, args.start, args.end, args.windows, args.every, refits, args.regime_change)
+    found = [d for d in list_partition_dates(lake.storage, spec) if plan.start <= d <= plan.end]
+    if not found:
+        raise ParameterError(
+            f"--start/--end: {lake.uri(spec.dataset.path)} has no partition from {plan.start} to {plan.end}; "
+            "expected past partitions of the model's dataset to replay"
+        )
+    result = run_backtest(lake.settings, spec, plan)
+    if args.json:
+        return result.as_dict()
+    print(result.table())
+    return None
+
+
 def promote(args: argparse.Namespace, lake: Lake) -> Any:
     from flows.registry_ops import promote_model
 

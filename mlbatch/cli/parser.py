@@ -74,6 +74,23 @@ _seed = _bounded("seed", 2**32 - 1, lower=0)
 _window_days = _bounded("window_days", 3660, lower=2)
 _port = _bounded("port", 65535, lower=0)
 _workers = _bounded("workers", 64)
+
+
+def _day_list(name: str) -> Callable[[str], list[int]]:
+    """An argparse type for a comma-separated list of whole days, each from 1 to 3660 (``28,56,84``)."""
+    each = _bounded(name, 3660)
+
+    def parse(value: str) -> list[int]:
+        items = [item.strip() for item in value.split(",")]
+        if not value.strip() or any(not item for item in items):
+            raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a list; expected whole days like 28,56,84")
+        return [each(item) for item in items]
+
+    return parse
+
+
+_windows = _day_list("windows")
+_every = _day_list("every")
 MODEL_HELP = "name of a spec file in MLBATCH_MODELS_DIR (models/<MODEL>.yaml)"
 
 
@@ -198,6 +215,54 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATE",
         help="logical day ages are judged on (default: the day after --end)",
     )
+
+    p = add(
+        "backtest",
+        commands.backtest,
+        "replay retraining policies over past partitions, nothing published; rank them by realized performance",
+    )
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--start", type=_date, required=True, metavar="DATE", help="first day scored (required)")
+    p.add_argument("--end", type=_date, required=True, metavar="DATE", help="last day scored (inclusive; required)")
+    p.add_argument(
+        "--windows",
+        type=_windows,
+        default=[28, 56, 84],
+        metavar="N,N",
+        help="training windows in days, comma-separated (default: 28,56,84)",
+    )
+    p.add_argument(
+        "--every",
+        type=_every,
+        default=[7, 21],
+        metavar="N,N",
+        help="days between retrains, comma-separated (default: 7,21)",
+    )
+    p.add_argument(
+        "--refit",
+        dest="refit",
+        action="store_const",
+        const=True,
+        default=None,
+        help="only policies that refit on the whole window (default: with and without)",
+    )
+    p.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_const",
+        const=False,
+        help="only policies that do not refit (default: with and without)",
+    )
+    p.add_argument(
+        "--regime-change",
+        type=_date,
+        action="append",
+        default=None,
+        metavar="DATE",
+        help="a known regime change, for the days to its first alert; repeatable (default: none)",
+    )
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.set_defaults(runs_flows=False)
 
     p = add("promote", commands.promote, "make a validated version the champion")
     p.add_argument("model", help=MODEL_HELP)

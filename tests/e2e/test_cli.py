@@ -169,3 +169,27 @@ def test_history_shows_the_promotion(cli: dict):
     assert shown["history"] == [
         e.model_dump(mode="json") for e in Registry(storage_of(cli["settings"]), "churn").history()
     ]
+
+
+def test_backtest_ranks_policies_recommends_one_and_writes_nothing(cli: dict):
+    before = {obj.key for obj in storage_of(cli["settings"]).list("")}
+    dates = ["--start", "2026-01-29", "--end", "2026-01-31", "--windows", "28", "--every", "2"]
+
+    proc = _run(["backtest", "churn", *dates, "--regime-change", "2026-01-30", "--json"], cli["env"], cli["cwd"])
+
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert [p["refit"] for p in shown["policies"]] in ([True, False], [False, True])
+    best = max(p["mean_daily_metric"] for p in shown["policies"])
+    assert shown["policies"][0]["mean_daily_metric"] == best and shown["recommended"] == shown["policies"][0]["policy"]
+    assert all(p["retrains"] == 2 and p["days_judged"] == 3 for p in shown["policies"])  # ceil(3 days / 2)
+    assert set(shown["policies"][0]["days_to_first_alert"]) == {"2026-01-30"}
+    assert "training.window_days: 28" in shown["recommendation"] and "mlbatch deployments" in shown["recommendation"]
+
+    table = _run(
+        ["backtest", "churn", *dates[:4], "--windows", "28", "--every", "3", "--no-refit"], cli["env"], cli["cwd"]
+    )
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith("| rank | window | every | refit | mean daily roc_auc |")
+    assert "| 1 | 28 | 3 | no |" in table.stdout and "schedule.retrain_every_days: 3" in table.stdout
+    assert {obj.key for obj in storage_of(cli["settings"]).list("")} == before  # no version, no prediction

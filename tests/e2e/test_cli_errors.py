@@ -98,6 +98,25 @@ PARSE_CASES = [
     Case("promote version word", ["promote", "churn", "seven", "--reason", "x"], 2, ["version: 'seven' is not an"]),
     Case("promote no reason", ["promote", "churn", "1"], 2, ["required: --reason"]),
     Case("bad engine", ["score", "churn", "--engine", "gpu"], 2, ["--engine", "invalid choice: 'gpu'"]),
+    Case(
+        "backtest windows word",
+        ["backtest", "churn", "--start", "2026-01-20", "--end", "2026-01-31", "--windows", "28,x"],
+        2,
+        ["--windows", "windows: 'x' is not an integer"],
+    ),
+    Case(
+        "backtest empty windows",
+        ["backtest", "churn", "--start", "2026-01-20", "--end", "2026-01-31", "--windows", "28,"],
+        2,
+        ["windows: '28,' is not a list", "28,56,84"],
+    ),
+    Case(
+        "backtest every 0",
+        ["backtest", "churn", "--start", "2026-01-20", "--end", "2026-01-31", "--every", "0"],
+        2,
+        ["every: 0 is not allowed; expected an integer from 1"],
+    ),
+    Case("backtest no start", ["backtest", "churn", "--end", "2026-01-31"], 2, ["required: --start"]),
 ]
 
 # {base} is the module's directory: {base}/lake (the lake), {base}/empty (an empty root), {base}/corrupt
@@ -105,6 +124,36 @@ EARLY_CASES = [
     Case("unknown model", ["versions", "attrition"], 1, ["unknown model 'attrition'", "known models: churn, strict"]),
     Case("unknown model of a flow", ["score", "attrition"], 1, ["unknown model 'attrition'"]),
     Case("unknown model of serve", ["serve", "churn", "attrition"], 1, ["unknown model 'attrition'"]),
+    Case(
+        "backtest unknown model",
+        ["backtest", "attrition", "--start", "2026-01-20", "--end", "2026-01-31"],
+        1,
+        ["unknown model 'attrition'"],
+    ),
+    Case(
+        "backtest start after end",
+        ["backtest", "churn", "--start", "2026-01-31", "--end", "2026-01-20"],
+        1,
+        ["--start: 2026-01-31 is after --end 2026-01-20"],
+    ),
+    Case(
+        "backtest window within the holdout",
+        ["backtest", "churn", "--start", "2026-01-20", "--end", "2026-01-31", "--windows", "28,7"],
+        1,
+        ["--windows: 7 days is shorter than churn's holdout (7 days) plus one day", "at least 8"],
+    ),
+    Case(
+        "backtest regime change outside",
+        ["backtest", "churn", "--start", "2026-01-20", "--end", "2026-01-31", "--regime-change", "2026-03-01"],
+        1,
+        ["--regime-change: 2026-03-01 is outside the replay 2026-01-20 to 2026-01-31"],
+    ),
+    Case(
+        "backtest no partitions",
+        ["backtest", "churn", "--start", "2026-06-01", "--end", "2026-06-30"],
+        1,
+        ["{base}/lake/raw/churn has no partition from 2026-06-01 to 2026-06-30"],
+    ),
     Case("unknown version", ["card", "churn", "--version", "99"], 1, ["model 'churn' has no version 99", "card.json"]),
     Case("no champion", ["--root", "{base}/empty", "card", "churn"], 1, ["'churn' has no champion; pass --version"]),
     Case("missing root", ["--root", "{base}/nowhere", "score", "churn"], 1, ["{base}/nowhere does not exist"]),
