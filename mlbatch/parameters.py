@@ -16,7 +16,7 @@ checked by ``specs.get_spec``, whose message lists the known models.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, WithJsonSchema
 
@@ -39,6 +39,9 @@ WindowDays = Annotated[int | None, WithJsonSchema({"type": "integer", "minimum":
 MaxParallel = Annotated[int, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL})]
 #: empty means the ``MLBATCH_ENGINE`` setting
 Engine = Annotated[EngineChoice | None, WithJsonSchema({"type": "string", "enum": list(ENGINES)})]
+#: what a monitoring run reads: the nightly published predictions, or the web service's captured answers
+MonitoredSource = Literal["predictions", "captures"]
+PREDICTIONS, CAPTURES = "predictions", "captures"
 
 
 def check_range(start: dt.date | str, end: dt.date | str, *, max_days: int = MAX_WINDOW_DAYS) -> list[dt.date]:

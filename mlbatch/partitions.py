@@ -76,3 +76,12 @@ def partition_files(storage: Storage, spec: ModelSpec, day: dt.date) -> list[Obj
     if partition_name(spec, day) not in storage.list_dirs(parent):
         raise ObjectNotFoundError(storage.uri(prefix), what=f"input partition for {day}")
     return [obj for obj in storage.list(prefix) if not obj.key.rsplit("/", 1)[-1].startswith(("_", "."))]
+
+
+#: where ``mlbatch serve`` captures requests and answers: ``captures/<model>/dt=YYYY-MM-DD/``
+CAPTURES_PREFIX = "captures"
+
+
+def capture_prefix(model: str, day: dt.date) -> str:
+    """One date of a model's captured traffic, laid out like a nightly partition so monitoring reads it the same way."""
+    return join(CAPTURES_PREFIX, model, f"dt={day.isoformat()}")

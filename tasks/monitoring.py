@@ -11,6 +11,7 @@ from mlbatch import reports
 from mlbatch.lake import Lake
 from mlbatch.monitoring import alerts, checks, table
 from mlbatch.monitoring.report import publish_report
+from mlbatch.parameters import MonitoredSource
 from mlbatch.specs import ModelSpec
 from tasks import artifacts, compute_task, io_task
 
@@ -19,9 +20,9 @@ MONITORED_EVENT = "mlbatch.model.monitored"
 
 
 @io_task(name="monitor-date")
-def monitor_date(lake: Lake, spec: ModelSpec, day: dt.date) -> checks.DayResult:
+def monitor_date(lake: Lake, spec: ModelSpec, day: dt.date, source: MonitoredSource) -> checks.DayResult:
     """One date's checks; an input file that is not Parquet is skipped, named in the log and the artifacts."""
-    result = checks.monitor_date(lake.storage, spec, lake.registry(spec.name), day)
+    result = checks.monitor_date(lake.storage, spec, lake.registry(spec.name), day, source)
     for problem in result.unreadable:
         get_run_logger().warning("skipped an unreadable input file of %s %s: %s", spec.name, day, problem)
     return result
@@ -41,14 +42,20 @@ def conclude(lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.
 
 @io_task(name="write-monitoring-results")
 def write_results(
-    lake: Lake, spec: ModelSpec, found: alerts.Conclusion, span: tuple[dt.date, dt.date], now: dt.datetime, run_id: str
+    lake: Lake,
+    spec: ModelSpec,
+    found: alerts.Conclusion,
+    span: tuple[dt.date, dt.date],
+    now: dt.datetime,
+    run_id: str,
+    source: MonitoredSource,
 ) -> tuple[list[str], str]:
     """The table (one partition per date, replaced whole, so a retry cannot duplicate rows) and the HTML report.
 
     The report is named by the URL a browser opens when the service's public URL is set, else by its storage URI.
     """
-    keys = table.write_results(lake.storage, spec.name, found.days, now, run_id)
-    report = publish_report(lake.storage, spec, span[0], span[1], found.days, found.reasons)
+    keys = table.write_results(lake.storage, spec.name, found.days, now, run_id, source)
+    report = publish_report(lake.storage, spec, span[0], span[1], found.days, found.reasons, source)
     return [lake.uri(k) for k in keys], reports.report_location(lake.settings.public_url, spec.name, lake.uri(report))
 
 

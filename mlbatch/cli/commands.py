@@ -113,7 +113,7 @@ def deployments(args: argparse.Namespace, lake: Lake) -> Any:
 def monitor(args: argparse.Namespace, lake: Lake) -> Any:
     from flows.monitor import monitor as flow
 
-    return flow(model=args.model, start=args.start, end=args.end, as_of=args.as_of)
+    return flow(model=args.model, start=args.start, end=args.end, as_of=args.as_of, source=args.source)
 
 
 def backtest(args: argparse.Namespace, lake: Lake) -> Any:

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from mlbatch.cli import commands
 from mlbatch.errors import MlbatchError
+from mlbatch.parameters import CAPTURES, PREDICTIONS
 
 DESCRIPTION = "mlbatch: run each flow locally with the deployments' parameters, and inspect the registry."
 
@@ -214,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DATE",
         help="logical day ages are judged on (default: the day after --end)",
+    )
+    p.add_argument(
+        "--captures",
+        dest="source",
+        action="store_const",
+        const=CAPTURES,
+        default=PREDICTIONS,
+        help="monitor the web service's captured answers (captures/MODEL/) instead of the published predictions",
     )
 
     p = add(

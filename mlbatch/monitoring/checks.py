@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from mlbatch.errors import MonitoringError
 from mlbatch.metrics import auc_standard_error, evaluate
+from mlbatch.monitoring.captures import captured_day
 from mlbatch.monitoring.drift import (
     ALERT,
     INFO,
@@ -36,6 +37,7 @@ from mlbatch.monitoring.drift import (
     score_distribution,
     verdict,
 )
+from mlbatch.parameters import CAPTURES, PREDICTIONS, MonitoredSource
 from mlbatch.partitions import partition_name
 from mlbatch.records import Manifest, ModelCard
 from mlbatch.records import MonitoringRow as Row
@@ -76,8 +78,8 @@ def drift_rows(
     rows = []
     features = profile.get("features", {})
     for feature in spec.features.all:
-        if feature not in features:
-            continue
+        if feature not in features or feature not in stats.get("nulls", {}):
+            continue  # a column the reference or the day's counts lack (e.g. excluded from capture)
         value = psi_of(feature_distribution(features[feature], stats, feature))
         if feature in m.unjudged_features:
             rows.append(Row.of(day, version, feature, "psi", value, math.nan, INFO))
@@ -225,14 +227,26 @@ def trained_until(card: ModelCard) -> dt.datetime | None:
 
 
 # ---- one date ------------------------------------------------------------------------------------------
-def monitor_date(storage: Storage, spec: ModelSpec, registry: Registry, day: dt.date) -> DayResult:
-    """Drift and realized performance of one published date, judged against the version that scored it."""
-    manifest = read_manifest(storage, spec.name, day)
-    if manifest is None:
-        return DayResult(day, None, note="not published: nothing to monitor")
+def monitor_date(
+    storage: Storage, spec: ModelSpec, registry: Registry, day: dt.date, source: MonitoredSource = PREDICTIONS
+) -> DayResult:
+    """Drift and realized performance of one published (or captured) date, judged against the version that scored it."""
+    scores: pd.DataFrame | None = None
+    left_out = 0
+    if source == CAPTURES:
+        captured = captured_day(storage, spec, day, registry.card)
+        if captured is None:
+            return DayResult(day, None, note="no captured traffic: nothing to monitor")
+        manifest, scores, left_out = captured.manifest, captured.scores, captured.other_rows
+    else:
+        manifest = read_manifest(storage, spec.name, day)
+        if manifest is None:
+            return DayResult(day, None, note="not published: nothing to monitor")
     version = manifest.model_version
     card = registry.card(version)
     result = DayResult(day, version)
+    if left_out:
+        result.note = f"judged on the answers of v{version}; {left_out} answers of other versions left out"
     profile = card.profile
     stats = manifest.stats
     if stats and profile:
@@ -243,7 +257,7 @@ def monitor_date(storage: Storage, spec: ModelSpec, registry: Registry, day: dt.
         result.note = "no drift statistics (the card has no profile or scoring gathered none)"
     labels, result.unreadable = read_labels(storage, spec, day)
     if labels is not None and len(labels):
-        joined = join_labels(spec, read_scores(storage, spec, manifest), labels)
+        joined = join_labels(spec, read_scores(storage, spec, manifest) if scores is None else scores, labels)
         if len(joined):
             holdout = holdout_metric(card, spec.validation.primary_metric)
             result.rows += realized_rows(spec, day, version, joined, holdout)

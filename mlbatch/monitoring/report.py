@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from mlbatch.monitoring.checks import MODEL, REALIZED, SCORE, DayResult
 from mlbatch.monitoring.drift import ALERT, INFO, OK, WARN, Distribution
 from mlbatch.monitoring.table import read_history, report_key
+from mlbatch.parameters import PREDICTIONS, MonitoredSource
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage
 
@@ -177,11 +178,17 @@ REPORT_LOOKBACK_DAYS = 30
 
 
 def publish_report(
-    storage: Storage, spec: ModelSpec, start: dt.date, end: dt.date, days: list[DayResult], reasons: list[str]
+    storage: Storage,
+    spec: ModelSpec,
+    start: dt.date,
+    end: dt.date,
+    days: list[DayResult],
+    reasons: list[str],
+    source: MonitoredSource = PREDICTIONS,
 ) -> str:
     """Render the report over the stored table (this run's dates and the lookback) and store it; returns its key."""
     window_start = min(start, end - dt.timedelta(days=REPORT_LOOKBACK_DAYS - 1))
-    history = read_history(storage, spec.name, window_start, end)
-    key = report_key(spec.name, start, end)
+    history = read_history(storage, spec.name, window_start, end, source)
+    key = report_key(spec.name, start, end, source)
     storage.write_bytes(key, render_html(spec, start, end, history, days, reasons).encode())
     return key

@@ -2,7 +2,7 @@
 
 Layout, beside the nightly predictions and read the same way::
 
-    captures/<model>/dt=2026-03-01/part-20260301T101502-<pid>-<n>.parquet
+    captures/<model>/dt=2026-03-01/part-20260301T101502-<pid>-<token>-<n>.parquet
 
 Each file holds the rows of one buffer captured on that (UTC) date: the
 request's id columns and features (minus the excluded ones), then
@@ -20,6 +20,7 @@ import datetime as dt
 import itertools
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable
 
@@ -66,6 +67,9 @@ class CaptureBuffer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._serial = itertools.count()
+        # pid and a random token: replicas in containers share a PID (often 1), and a restarted service would
+        # count its serials from 0 again, while capture files are create-only (a shared name loses rows)
+        self._writer = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._thread = threading.Thread(target=self._run, name=f"mlbatch-capture-{model}", daemon=True)
 
     def start(self) -> None:
@@ -116,7 +120,7 @@ class CaptureBuffer:
         for day in sorted(set(days.tolist())):
             part = table.filter(pa.array(days == np.datetime64(day)))
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-            key = f"{self._prefix(self.model, day)}/part-{stamp}-{os.getpid()}-{next(self._serial):06d}.parquet"
+            key = f"{self._prefix(self.model, day)}/part-{stamp}-{self._writer}-{next(self._serial):06d}.parquet"
             try:
                 self._write(key, part)
             except Exception as exc:  # a capture must never take the service down: log, count, drop

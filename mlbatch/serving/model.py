@@ -35,6 +35,7 @@ from mlbatch.engines.onnx_kernels import ONNX_EXTENDED
 from mlbatch.errors import IntegrityError, MlbatchError, ObjectNotFoundError, ParameterError, RegistryError
 from mlbatch.features import MISSING_CATEGORY, model_input
 from mlbatch.monitoring.table import report_path
+from mlbatch.partitions import capture_prefix
 from mlbatch.records import ONNX_FILE
 from mlbatch.registry import Registry
 from mlbatch.settings import EngineChoice, OnnxKernel, Serving, Settings
@@ -54,6 +55,7 @@ __all__ = [
     "Settings",
     "Storage",
     "VerificationError",
+    "capture_prefix",
     "champion_token",
     "load_spec",
     "load_verified",
@@ -271,11 +273,6 @@ def write_capture(storage: Storage, key: str, table: pa.Table) -> str:
     """Publish one capture file through the storage layer (create-only: a name is never overwritten)."""
     storage.write_parquet(key, table, if_none_match=True)
     return storage.uri(key)
-
-
-def capture_prefix(model: str, day: dt.date) -> str:
-    """``captures/<model>/dt=YYYY-MM-DD``: the layout of a nightly partition, so monitoring can read it."""
-    return join("captures", model, f"dt={day.isoformat()}")
 
 
 def read_report(storage: Storage, model: str, name: str) -> bytes | None:

@@ -59,8 +59,9 @@ class Service:
                 tuple(c for c in spec.scoring.passthrough if c not in {*spec.id_columns, *spec.features.all}),
             )
             self.schemas[name] = RequestSchema(columns, serve.max_rows)
-            if serve.capture:
-                unknown = sorted(set(serve.excluded_columns) - set(columns.all))
+            if capture_wanted(spec, serve):
+                excluded = capture_exclusions(spec, serve)
+                unknown = sorted(set(excluded) - set(columns.all))
                 if unknown:
                     raise adapter.MlbatchError(
                         f"MLBATCH_SERVING__CAPTURE_EXCLUDE: {unknown} are not input columns of {name}; "
@@ -72,7 +73,7 @@ class Service:
                     adapter.capture_prefix,
                     flush_rows=serve.capture_flush_rows,
                     flush_seconds=serve.capture_flush_seconds,
-                    exclude=serve.excluded_columns,
+                    exclude=excluded,
                     on_written=partial(self._captured, name),
                 )
         self.watcher = Watcher(list(self.slots.values()), serve.poll_seconds)
@@ -108,3 +109,13 @@ def _load(
     champion: adapter.Champion,
 ) -> adapter.LoadedModel:
     return adapter.load_verified(storage, spec, hmac_key, engine, threads=threads, kernel=kernel, expected=champion)
+
+
+def capture_wanted(spec: adapter.ModelSpec, serve: adapter.Serving) -> bool:
+    """The spec's ``serving.capture`` when it says, else the process's ``MLBATCH_SERVING__CAPTURE``."""
+    return serve.capture if spec.serving.capture is None else spec.serving.capture
+
+
+def capture_exclusions(spec: adapter.ModelSpec, serve: adapter.Serving) -> list[str]:
+    """Columns never captured: the spec's and the process's, so neither can let a personal column through."""
+    return list(dict.fromkeys([*spec.serving.capture_exclude, *serve.excluded_columns]))

@@ -18,6 +18,7 @@ from mlbatch.specs.sections import (
     PreprocessingSpec,
     ScheduleSpec,
     ScoringSpec,
+    ServingSpec,
     TrainingSpec,
     ValidationSpec,
     _resolving,
@@ -53,6 +54,7 @@ class ModelSpec(_Strict):
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
 
     @field_validator("name")
     @classmethod
@@ -86,6 +88,12 @@ class ModelSpec(_Strict):
         unknown = set(self.monitoring.unjudged_features) - seen
         if unknown:
             raise ValueError(f"monitoring.unjudged_features: {sorted(unknown)} are not features")
+        unknown = set(self.serving.capture_exclude) - set(self.input_columns)
+        if unknown:
+            raise ValueError(
+                f"serving.capture_exclude: {sorted(unknown)} are not input columns; expected some of "
+                f"{', '.join(self.input_columns)}"
+            )
         native = self.preprocessing.categorical_encoding == "native"
         if native and _resolving(info) and not self.estimator.accepts("categorical_features"):
             raise ValueError(

@@ -213,6 +213,23 @@ class MonitoringSpec(_Strict):
     )
 
 
+class ServingSpec(_Strict):
+    """What ``mlbatch serve`` does for this model beyond answering: capture of requests and answers.
+
+    Per model because capture is a data decision (which model's traffic may be kept, which columns are
+    personal data), while the ``MLBATCH_SERVING__*`` settings are the process's defaults for every model.
+    """
+
+    capture: bool | None = Field(
+        default=None,
+        description="Capture requests and answers under captures/<model>/ (empty: MLBATCH_SERVING__CAPTURE).",
+    )
+    capture_exclude: list[str] = Field(
+        default_factory=list,
+        description="Input columns never captured (e.g. personal data), besides MLBATCH_SERVING__CAPTURE_EXCLUDE.",
+    )
+
+
 def _resolving(info: ValidationInfo) -> bool:
     """Whether this validation imports the estimator's class (see ``load_spec``'s ``resolve_estimator``)."""
     return (info.context or {}).get("resolve_estimator", True)

@@ -147,3 +147,25 @@ def pipeline_scores_of(pipeline: Any, frame: Any, spec: Any):
     from mlbatch.features import model_input
 
     return pipeline_scores(pipeline, model_input(frame, spec), spec)
+
+
+def register_trained(storage: Any, spec: Any, as_of: Any, *, promote: bool = True) -> int:
+    """Train on the window before ``as_of`` and register with a full card (profile, per-day holdout), in process.
+
+    The retrain flow's own steps without its fresh-process reload gate (tested elsewhere), so a test that
+    needs a realistic champion (monitoring reads its profile and baseline) pays a second, not a retrain.
+    """
+    from mlbatch import retraining
+    from mlbatch.registry import Registry, serialize_model
+    from mlbatch.training import load_window
+
+    data = load_window(storage, spec, as_of)
+    candidate = retraining.train_candidate(data, spec)
+    registry = Registry(storage, spec.name)
+    champion = retraining.evaluate_champion(registry, spec, candidate.holdout)
+    card = retraining.build_card(spec, data, candidate, champion, "test", [])
+    version = registry.register(serialize_model(candidate.pipeline), card)
+    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "test")
+    if promote:
+        registry.promote(version, "test setup")
+    return version

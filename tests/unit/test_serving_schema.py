@@ -127,3 +127,28 @@ def test_capture_buffer_writes_per_date_and_leaves_out_excluded_columns() -> Non
     assert "x" not in table.column_names and table.column("id").to_pylist() == ["1", "2", "text-id"]
     assert table.column("request_id").to_pylist() == ["r-1", "r-1", "r-2"]
     assert table.column("model_version").to_pylist() == [3, 3, 3]
+
+
+def test_two_capture_buffers_of_one_pid_never_write_the_same_file_name() -> None:
+    """Replicas in containers all run as the same PID, and a restarted service reuses its PID's serial numbers.
+
+    Capture files are create-only: a name two buffers share loses the second buffer's rows.
+    """
+    written: dict[str, pa.Table] = {}
+
+    def create_only(key: str, table: pa.Table) -> str:
+        if key in written:
+            raise FileExistsError(key)
+        written[key] = table
+        return key
+
+    buffers = [
+        CaptureBuffer(
+            "toy", create_only, lambda m, d: f"captures/{m}/dt={d}", flush_rows=100, flush_seconds=3600, exclude=[]
+        )
+        for _ in range(2)
+    ]
+    for buffer in buffers:
+        buffer.add(parse([ROW]), np.array([1]), np.array([0.9]), 3, "r")
+    assert [buffer.flush() for buffer in buffers] == [1, 1]
+    assert len(written) == 2
