@@ -78,7 +78,7 @@ def drift_rows(
     rows = []
     features = profile.get("features", {})
     for feature in spec.features.all:
-        if feature not in features or feature not in stats.get("nulls", {}):
+        if feature not in features or not counted(stats, feature, features[feature]):
             continue  # a column the reference or the day's counts lack (e.g. excluded from capture)
         value = psi_of(feature_distribution(features[feature], stats, feature))
         if feature in m.unjudged_features:
@@ -96,6 +96,11 @@ def drift_rows(
         value = psi_of(score_distribution(profile["score"], stats))
         rows.append(Row.of(day, version, SCORE, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert)))
     return rows
+
+
+def counted(stats: dict[str, Any], feature: str, reference: dict[str, Any]) -> bool:
+    """Whether the day's counts hold ``feature`` (a captured day lacks the columns excluded from capture)."""
+    return feature in stats.get("numeric" if reference["kind"] == "numeric" else "categorical", {})
 
 
 def psi_of(distribution: Distribution) -> float:
