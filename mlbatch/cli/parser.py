@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seasonal: the label rule changes from this date (default: none)",
     )
     p.add_argument(
+        "--narrowing-from",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="seasonal: a covariate shift that lowers performance from this date (a narrower population)",
+    )
+    p.add_argument(
         "--missing-day",
         type=_date,
         default=None,
