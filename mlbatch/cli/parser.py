@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         default=None,
         metavar="DATE",
-        help="seasonal: a covariate shift that lowers performance from this date (a narrower population)",
+        help="seasonal: a narrower population from this date, a shift that lowers performance (default: none)",
     )
     p.add_argument(
         "--missing-day",
