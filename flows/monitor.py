@@ -39,7 +39,7 @@ def monitor(
         dates = parse_range(first, last)
         judged_at = logical_moment(as_of, last)
         days = [f.result() for f in [t.monitor_date.submit(lake, spec, day, source) for day in dates]]
-        found = t.conclude(lake, spec, days, judged_at)
+        found = t.conclude(lake, spec, days, judged_at, t.performance_history(lake, spec, dates, source))
         table, report = t.write_results(lake, spec, found, (first, last), now, this_run, source)
         emitted = t.emit_events(spec, found, report, this_run)
         t.report(spec, found, (first, last), report)

@@ -26,7 +26,15 @@ from mlbatch.lake import Lake
 from mlbatch.profiles import build_profile
 from mlbatch.records import VALIDATED, GateResult, RefitSection, Verdict
 from mlbatch.registry import serialize_model
-from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, holdout_daily, onnx_gate
+from mlbatch.retraining import (
+    Candidate,
+    ChampionEvaluation,
+    build_card,
+    holdout_daily,
+    onnx_gate,
+    score_bins,
+    score_calibration,
+)
 from mlbatch.specs import ModelSpec
 from mlbatch.training import TrainingData, fit
 
@@ -69,7 +77,9 @@ def refit_card(
     card["profile"] = {
         "features": build_profile(data.frame, spec.features.numeric, spec.features.categorical),
         "score": build_profile(pd.DataFrame({"score": gated.scores}), ["score"], [])["score"],
+        **score_bins(spec, gated),
     }
+    card["estimation"] = score_calibration(spec, gated)  # the refit has no holdout of its own to calibrate on
     card["refit"] = RefitSection(
         gated_version=gated_version,
         holdout_start=holdout_start.isoformat(),

@@ -10,8 +10,9 @@ import datetime as dt
 import math
 from typing import Any
 
-from mlbatch.monitoring.checks import DATASET, REALIZED, SCORE, DayResult
+from mlbatch.monitoring.checks import DATASET, SCORE, DayResult
 from mlbatch.monitoring.drift import ALERT
+from mlbatch.monitoring.performance import ESTIMATED, REALIZED
 from mlbatch.records import HistoryEntry, Manifest, ModelCard, Verdict
 from mlbatch.specs import ModelSpec
 
@@ -99,6 +100,16 @@ def report_location(public_url: str | None, model: str, report_uri: str) -> str:
     return f"{public_url.rstrip('/')}/reports/{model}/{report_uri.rsplit('/', 1)[-1]}"
 
 
+def _performance(day: DayResult, signal: str, metric: str, missing: str) -> str:
+    """The day's value of a performance signal and its window's mean and verdict, e.g. ``0.7712 (0.7650 ok)``."""
+    cells = {r.metric: r for r in day.rows if r.feature == signal}
+    if metric not in cells:
+        return missing
+    window = cells.get(f"window_{metric}")
+    judged = f" ({window.value:.4f} {window.verdict})" if window else ""
+    return f"{cells[metric].value:.4f}{judged}"
+
+
 def monitoring_markdown(
     spec: ModelSpec, days: list[DayResult], reasons: list[str], report_uri: str | None, event: str
 ) -> str:
@@ -109,20 +120,20 @@ def monitoring_markdown(
         f"- report: {report_uri or '—'}",
         f"- alert event: {event}",
         "",
-        "| date | version | drifting features (alert) | dataset drift | score PSI | realized | note |",
-        "|---|---|---|---|---|---|---|",
+        "| date | version | estimated AUC (window) | realized (window) | drifting features (alert) | dataset drift "
+        "| score PSI | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     primary = spec.validation.primary_metric
     for d in days:
         feats = [r.feature for r in d.rows if r.metric == "psi" and r.feature != SCORE and r.verdict == ALERT]
         dataset = next((r for r in d.rows if r.feature == DATASET), None)
         score = next((r for r in d.rows if r.feature == SCORE), None)
-        perf = next((r for r in d.rows if r.feature == REALIZED and r.metric == primary), None)
         lines.append(
-            f"| {d.date} | {d.model_version or '—'} | {', '.join(feats) or '—'} | "
+            f"| {d.date} | {d.model_version or '—'} | {_performance(d, ESTIMATED, 'roc_auc', 'no score bins')} | "
+            f"{_performance(d, REALIZED, primary, 'no labels')} | {', '.join(feats) or '—'} | "
             f"{f'{dataset.value:.0%} {dataset.verdict}' if dataset else '—'} | "
-            f"{f'{score.value:.3f} {score.verdict}' if score else '—'} | "
-            f"{f'{perf.value:.4f} {perf.verdict}' if perf else 'no labels'} | {d.note or ''} |"
+            f"{f'{score.value:.3f} {score.verdict}' if score else '—'} | {d.note or ''} |"
         )
     lines += ["", "## Alerts", ""] + ([f"- {r}" for r in reasons] or ["- none"])
     unreadable = [f"- {d.date}: {problem}" for d in days for problem in d.unreadable]

@@ -24,11 +24,12 @@ import pandas as pd
 from mlbatch.datachecks import CheckResult, training_checks
 from mlbatch.engines.scikit_learn import pipeline_scores
 from mlbatch.errors import DataValidationError, IntegrityError, ParameterError
+from mlbatch.estimation import calibrate, score_bin_edges
 from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
 from mlbatch.features import model_input
 from mlbatch.gates import onnx_equivalence
 from mlbatch.metrics import daily_metric, evaluate
-from mlbatch.profiles import build_profile
+from mlbatch.profiles import SCORE_BINS, build_profile
 from mlbatch.records import EXPORTED, NOT_ATTEMPTED, ONNX_FILE, VALIDATED, GateResult, OnnxSection, Verdict
 from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec
@@ -168,9 +169,32 @@ def build_card(
         "profile": {
             "features": build_profile(train, spec.features.numeric, spec.features.categorical),
             "score": build_profile(pd.DataFrame({"score": candidate.scores}), ["score"], [])["score"],
+            **score_bins(spec, candidate),
         },
         "onnx": (onnx.card_section() if onnx is not None else OnnxSection(status=NOT_ATTEMPTED)).model_dump(),
+        "estimation": score_calibration(spec, candidate),
     }
+
+
+def score_bins(spec: ModelSpec, candidate: Candidate) -> dict[str, Any]:
+    """The fine score bins scoring counts for performance estimation (binary models with a holdout only)."""
+    if spec.task != "binary" or candidate.holdout.empty:
+        return {}
+    return {SCORE_BINS: {"edges": score_bin_edges(candidate.scores, spec.validation.decision_threshold)}}
+
+
+def score_calibration(spec: ModelSpec, candidate: Candidate) -> dict[str, Any] | None:
+    """The holdout's calibration map and per-day estimates (``mlbatch.estimation``), or None for regression."""
+    bins = score_bins(spec, candidate)
+    if not bins or DATE_COLUMN not in candidate.holdout:
+        return None
+    return calibrate(
+        np.asarray(candidate.scores),
+        candidate.holdout[spec.target].to_numpy(),
+        candidate.holdout[DATE_COLUMN].astype(str).to_numpy(),
+        bins[SCORE_BINS]["edges"],
+        spec.validation.decision_threshold,
+    ).model_dump()
 
 
 def holdout_daily(spec: ModelSpec, candidate: Candidate) -> list[dict[str, Any]]:

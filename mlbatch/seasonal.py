@@ -9,6 +9,9 @@ categoricals, a binary target, and three dated events:
 
 - ``concept_drift_from``: the label rule changes (the regime of one season: heat helps before, hurts after);
 - ``covariate_drift_from``: the inputs shift (warmer, drier, another station mix) with the rule unchanged;
+- ``narrowing_from``: a covariate shift that lowers performance, the rule unchanged: the readings come from a
+  narrower population (mostly residential meters, reported around midday, from the mild stations), where what
+  separates peaks from the rest varies less, so the same model ranks them worse and its scores say so;
 - ``missing_day``: one feature (``visibility_km``) is entirely null for that day (a sensor outage).
 
 Every day is generated from its own seed (``[seed, ordinal, 2]``, a stream the churn world never uses), so any day
@@ -55,6 +58,7 @@ MISSING_FEATURE = "visibility_km"
 HOLIDAYS = {(1, 1), (5, 1), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25), (12, 26)}
 _STATION_P = np.array([0.2, 0.15, 0.15, 0.15, 0.1, 0.1, 0.1, 0.05])
 _STATION_P_DRIFTED = np.array([0.05, 0.1, 0.1, 0.1, 0.1, 0.15, 0.3, 0.1])
+_STATION_P_NARROW = np.array([0.02, 0.02, 0.02, 0.86, 0.02, 0.02, 0.02, 0.02])
 _STATION_OFFSET = np.array([-2.0, 2.5, 0.5, 0.0, -4.0, 1.0, 1.5, -1.0])  # °C, a station's climate
 
 
@@ -69,6 +73,7 @@ class SeasonalConfig:
     seed: int = 42
     concept_drift_from: dt.date | None = None
     covariate_drift_from: dt.date | None = None
+    narrowing_from: dt.date | None = None
     missing_day: dt.date | None = None
     dataset_path: str = "raw/seasonal"
     partition_key: str = "dt"
@@ -93,6 +98,7 @@ def generate_seasonal_day(
     seed: int = 42,
     concept_drifted: bool = False,
     covariate_drifted: bool = False,
+    narrowed: bool = False,
     missing: bool = False,
 ) -> pa.Table:
     """One day of rows; the same arguments always give the same table."""
@@ -102,9 +108,10 @@ def generate_seasonal_day(
     season = math.sin(2 * math.pi * (doy - 105) / 365.25)  # -1 mid-January, +1 mid-July
     holiday = float(is_holiday(day))
 
-    station_idx = rng.choice(len(STATIONS), size=n, p=_STATION_P_DRIFTED if covariate_drifted else _STATION_P)
-    segment_idx = rng.choice(len(SEGMENTS), size=n, p=[0.55, 0.3, 0.15])
-    hour = rng.integers(0, 24, n).astype(float)
+    stations = _STATION_P_NARROW if narrowed else _STATION_P_DRIFTED if covariate_drifted else _STATION_P
+    station_idx = rng.choice(len(STATIONS), size=n, p=stations)
+    segment_idx = rng.choice(len(SEGMENTS), size=n, p=[0.92, 0.05, 0.03] if narrowed else [0.55, 0.3, 0.15])
+    hour = (rng.integers(11, 16, n) if narrowed else rng.integers(0, 24, n)).astype(float)
     diurnal = np.sin(2 * np.pi * (hour - 9) / 24)
     day_weather = rng.normal(0, 2.5)  # one value per day: a warm or cold spell shared by every row
     temperature = 12 + 10 * season + day_weather + _STATION_OFFSET[station_idx] + 4 * diurnal + rng.normal(0, 1.5, n)
@@ -195,6 +202,7 @@ def write_seasonal(storage: Storage, config: SeasonalConfig) -> list[str]:
             seed=config.seed,
             concept_drifted=_on_or_after(day, config.concept_drift_from),
             covariate_drifted=_on_or_after(day, config.covariate_drift_from),
+            narrowed=_on_or_after(day, config.narrowing_from),
             missing=day == config.missing_day,
         )
         rows += table.num_rows

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 from prefect import get_run_logger
 from prefect.events import emit_event
 
 from mlbatch import reports
 from mlbatch.lake import Lake
-from mlbatch.monitoring import alerts, checks, table
+from mlbatch.monitoring import alerts, checks, performance, table
 from mlbatch.monitoring.report import publish_report
-from mlbatch.parameters import MonitoredSource
+from mlbatch.parameters import PREDICTIONS, MonitoredSource
 from mlbatch.specs import ModelSpec
 from tasks import artifacts, compute_task, io_task
 
@@ -28,11 +29,22 @@ def monitor_date(lake: Lake, spec: ModelSpec, day: dt.date, source: MonitoredSou
     return result
 
 
+@io_task(name="read-performance-history")
+def performance_history(
+    lake: Lake, spec: ModelSpec, dates: list[dt.date], source: MonitoredSource = PREDICTIONS
+) -> pd.DataFrame:
+    """The source's table rows of the days before ``dates`` that the first performance window reaches back to."""
+    return table.read_history(lake.storage, spec.name, *performance.history_span(spec, dates), source)
+
+
 @io_task(name="conclude-monitoring")
-def conclude(lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.datetime) -> alerts.Conclusion:
-    """Staleness, the alerts and the retrain cooldown (the champion's card and the newest versions are read)."""
+def conclude(
+    lake: Lake, spec: ModelSpec, days: list[checks.DayResult], now: dt.datetime, history: pd.DataFrame
+) -> alerts.Conclusion:
+    """Performance windows, staleness, the alerts and the retrain cooldown (the champion's card and the newest
+    versions are read)."""
     registry = lake.registry(spec.name)
-    found = alerts.conclude(spec, registry, days, now, retrain_on_alert=lake.settings.retrain_on_alert)
+    found = alerts.conclude(spec, registry, days, now, retrain_on_alert=lake.settings.retrain_on_alert, history=history)
     for reason in found.reasons:
         get_run_logger().warning(reason)
     if found.reasons and not found.alert:

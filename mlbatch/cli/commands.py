@@ -45,6 +45,7 @@ def generate_seasonal(args: argparse.Namespace, lake: Lake) -> Any:
         seed=args.seed,
         concept_drift_from=args.concept_drift_from,
         covariate_drift_from=args.drift_from,
+        narrowing_from=args.narrowing_from,
         missing_day=args.missing_day,
     )
     keys = write_seasonal(lake.storage, config)

@@ -147,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seasonal: the label rule changes from this date (default: none)",
     )
     p.add_argument(
+        "--narrowing-from",
+        type=_date,
+        default=None,
+        metavar="DATE",
+        help="seasonal: a narrower population from this date, a shift that lowers performance (default: none)",
+    )
+    p.add_argument(
         "--missing-day",
         type=_date,
         default=None,

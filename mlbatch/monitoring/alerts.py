@@ -3,35 +3,96 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from mlbatch.errors import ParameterError
-from mlbatch.monitoring.checks import DATASET, MODEL, REALIZED, SCORE, DayResult, age_days, staleness_row, trained_until
+from mlbatch.monitoring.checks import DATASET, MODEL, SCORE, DayResult, age_days, staleness_row, trained_until
 from mlbatch.monitoring.drift import ALERT
+from mlbatch.monitoring.performance import ESTIMATED, REALIZED, window_rows
+from mlbatch.records import Alert
 from mlbatch.records import MonitoringRow as Row
 from mlbatch.registry import Registry
-from mlbatch.specs import ModelSpec
+from mlbatch.specs import LOWER_IS_BETTER, ModelSpec
+
+#: the data-quality signal's pseudo-feature (completeness, out-of-range and unseen shares; raised by drift checks)
+QUALITY = "_quality"
+
+
+#: the signals worth an alert, by the table's pseudo-feature, most actionable first; a single drifting feature is
+#: diagnosis (table, report, markdown), not a reason to retrain by itself: the dataset-drift share decides that
+SIGNALS = {
+    ESTIMATED: "estimated performance",
+    REALIZED: "realized performance",
+    QUALITY: "data quality",
+    SCORE: "score drift",
+    DATASET: "dataset drift",
+    MODEL: "staleness",
+}
+
+
+def group_alerts(rows: list[Row]) -> list[Alert]:
+    """One alert per signal: every date it alerts on, its worst row, a severity and one line for a person.
+
+    Why grouped: a week of drift used to read as dozens of lines (one per date and row) that nobody can act on;
+    what a person needs is which signals fired, since when, and how badly.
+    """
+    found = []
+    for feature, signal in SIGNALS.items():
+        alerting = [r for r in rows if r.feature == feature and r.verdict == ALERT]
+        if not alerting:
+            continue
+        worst = max(alerting, key=lambda r: _excess(r))
+        severity = "critical" if _critical(worst) else "warning"
+        dates = sorted({r.date.isoformat() for r in alerting})
+        span = dates[0] if len(dates) == 1 else f"{len(dates)} dates, {dates[0]} to {dates[-1]}"
+        found.append(
+            Alert(
+                signal=signal,
+                severity=severity,
+                dates=dates,
+                versions=sorted({r.model_version for r in alerting}),
+                summary=f"{signal} ({severity}): {_detail(worst)} on {span}",
+                value=worst.value,
+                threshold=worst.threshold,
+            )
+        )
+    return found
 
 
 def alert_reasons(rows: list[Row]) -> list[str]:
-    """The alerts worth retraining for: dataset drift, score drift, realized performance, staleness.
+    """The one-line summary of each signal's alert (``group_alerts``): the event's ``reasons``."""
+    return [a.summary for a in group_alerts(rows)]
 
-    A single drifting feature is reported (table, report, markdown) but is not
-    by itself a reason to retrain; the dataset-drift share decides that.
-    """
-    reasons = []
-    for r in rows:
-        if r.verdict != ALERT or (r.feature not in (DATASET, SCORE, REALIZED, MODEL)):
-            continue
-        what = {
-            DATASET: f"dataset drift: {r.value:.0%} of features alert (limit {r.threshold:.0%})",
-            SCORE: f"score drift: PSI {r.value:.3f} >= {r.threshold}",
-            REALIZED: f"realized {r.metric} {r.value:.4f} beyond {r.threshold:.4f}",
-            MODEL: f"champion v{r.model_version} is {r.value:.1f} days old (max {r.threshold:.0f})",
-        }[r.feature]
-        reasons.append(f"{r.date}: {what}")
-    return reasons
+
+def _excess(row: Row) -> float:
+    """How far beyond its threshold a row is, in the direction that alerts (performance falls, the rest rises)."""
+    if row.feature in (ESTIMATED, REALIZED) and row.metric.removeprefix("window_") not in LOWER_IS_BETTER:
+        return row.threshold - row.value
+    return row.value - row.threshold
+
+
+def _critical(row: Row) -> bool:
+    """Critical when far beyond the threshold: performance a further tolerance below it, PSI twice the limit,
+    the whole dataset-drift way to every feature, a champion half as old again as allowed."""
+    excess = _excess(row)
+    if row.feature in (ESTIMATED, REALIZED):
+        return excess > 0.05
+    if row.feature == DATASET:
+        return row.value >= (1 + row.threshold) / 2
+    return excess >= abs(row.threshold) * (0.5 if row.feature == MODEL else 1.0)
+
+
+def _detail(r: Row) -> str:
+    if r.feature in (ESTIMATED, REALIZED):
+        return f"{r.metric} {r.value:.4f} beyond {r.threshold:.4f}"
+    return {
+        DATASET: f"{r.value:.0%} of features alert (limit {r.threshold:.0%})",
+        SCORE: f"PSI {r.value:.3f} >= {r.threshold}",
+        MODEL: f"champion v{r.model_version} is {r.value:.1f} days old (max {r.threshold:.0f})",
+    }.get(r.feature, f"{r.metric} {r.value:.4g} beyond {r.threshold:.4g}")
 
 
 def champion_staleness(spec: ModelSpec, registry: Registry, day: DayResult, now: dt.datetime) -> Row | None:
@@ -79,12 +140,18 @@ def last_monitored(days: list[DayResult]) -> DayResult:
 
 
 def alert_payload(model: str, days: list[DayResult], reasons: list[str], report_uri: str | None) -> dict[str, Any]:
-    """What the retrain automation and a person reading the event need: which model, which dates, why."""
+    """What the retrain automation and a person reading the event need: which model, which dates, why.
+
+    ``alerts`` holds one record per signal (``group_alerts``); ``reason``, ``reasons`` and ``dates`` stay for the
+    automations that read them.
+    """
+    rows = [r for d in days for r in d.rows]
     alerting = sorted({d.date.isoformat() for d in days for r in d.alerts})
     return {
         "model": model,
         "reason": "; ".join(reasons),
         "reasons": reasons,
+        "alerts": [a.model_dump() for a in group_alerts(rows)],
         "dates": alerting,
         "versions": sorted({d.model_version for d in days if d.model_version is not None}),
         "report": report_uri,
@@ -103,25 +170,42 @@ class Conclusion:
     reasons: list[str]
     alert: bool
     event_note: str
+    #: one per signal that alerted (``reasons`` are their summaries)
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def conclude(
-    spec: ModelSpec, registry: Registry, days: list[DayResult], now: dt.datetime, *, retrain_on_alert: bool
+    spec: ModelSpec,
+    registry: Registry,
+    days: list[DayResult],
+    now: dt.datetime,
+    *,
+    retrain_on_alert: bool,
+    history: pd.DataFrame | None = None,
 ) -> Conclusion:
-    """Add the champion's staleness to the last monitored date, collect the alerts, and decide on the event.
+    """Judge performance on its windows, add the champion's staleness to the last monitored date, collect the
+    alerts (one per signal), and decide on the event.
 
     ``now`` is logical time (the monitor flow's ``as_of``), so a replay judges ages as the live night did.
+    ``history`` is the monitoring table's rows of the days before this run's first date that its performance
+    windows reach back to (``performance.history_span``).
     """
+    windows = window_rows(spec, {d.date: d.rows for d in days}, history if history is not None else pd.DataFrame())
+    for d in days:
+        d.rows.extend(windows[d.date])
     target = last_monitored(days)
     stale = champion_staleness(spec, registry, target, now)
     if stale is not None:
         target.rows.append(stale)
-    reasons = alert_reasons([r for d in days for r in d.rows])
-    if not reasons:
-        return Conclusion(days, reasons, False, "none")
+    found = group_alerts([r for d in days for r in d.rows])
+    reasons = [a.summary for a in found]
+    if not found:
+        return Conclusion(days, reasons, False, "none", found)
     if not retrain_on_alert:
-        return Conclusion(days, reasons, False, "off (MLBATCH_RETRAIN_ON_ALERT=false)")
+        return Conclusion(days, reasons, False, "off (MLBATCH_RETRAIN_ON_ALERT=false)", found)
+    if all(a.signal == SIGNALS[QUALITY] for a in found):
+        return Conclusion(days, reasons, False, "none: data quality is fixed in the data, not by a retrain", found)
     cooldown = retrain_cooldown(spec, registry, now)
     if cooldown:
-        return Conclusion(days, reasons, False, f"none: cooling down after a retrain ({cooldown})")
-    return Conclusion(days, reasons, True, "mlbatch.model.alert")
+        return Conclusion(days, reasons, False, f"none: cooling down after a retrain ({cooldown})", found)
+    return Conclusion(days, reasons, True, "mlbatch.model.alert", found)

@@ -37,19 +37,20 @@ from mlbatch.monitoring.drift import (
     score_distribution,
     verdict,
 )
+from mlbatch.monitoring.performance import REALIZED, estimated_rows
 from mlbatch.parameters import CAPTURES, PREDICTIONS, MonitoredSource
 from mlbatch.partitions import partition_name
 from mlbatch.records import Manifest, ModelCard
 from mlbatch.records import MonitoringRow as Row
 from mlbatch.registry import Registry
 from mlbatch.scoring.reading import read_manifest
-from mlbatch.specs import LOWER_IS_BETTER, ModelSpec
+from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage, join
 
 log = logging.getLogger(__name__)
 
 #: pseudo-features for the rows that are not about one input column
-SCORE, DATASET, REALIZED, MODEL = "_score", "_dataset", "_realized", "_model"
+SCORE, DATASET, MODEL = "_score", "_dataset", "_model"
 
 
 @dataclass
@@ -164,44 +165,31 @@ def holdout_metric(card: ModelCard, metric: str) -> float:
     return value if value is not None else math.nan
 
 
-def noise_allowance(spec: ModelSpec, metric: str, joined: pd.DataFrame, expected: float) -> float:
-    """``performance_noise_z`` standard errors of the day's AUC (none for other metrics), added to the tolerance.
+def day_error(spec: ModelSpec, metric: str, joined: pd.DataFrame, expected: float) -> float:
+    """The standard error of the day's AUC (Hanley and McNeil) at the expected AUC; NaN for other metrics.
 
-    The error is the one a day of this size would show at the expected AUC, so a small day gets a wider margin
-    and a day of thousands of labels the spec's tolerance almost alone.
+    The error a day of this size would show at the expected AUC: the window's verdict
+    (``monitoring.performance``) widens the tolerance by ``performance_noise_z`` of them, so small days get a
+    wider margin and days of thousands of labels the spec's tolerance almost alone.
     """
-    z = spec.monitoring.performance_noise_z
-    if metric != "roc_auc" or z == 0 or spec.task != "binary":
-        return 0.0
+    if metric != "roc_auc" or spec.task != "binary":
+        return math.nan
     labels = joined[spec.target].to_numpy().astype(int)
     positives = int(labels.sum())
-    error = auc_standard_error(expected, positives, len(labels) - positives)
-    return 0.0 if math.isnan(error) else z * error
+    return auc_standard_error(expected, positives, len(labels) - positives)
 
 
 def realized_rows(spec: ModelSpec, day: dt.date, version: int, joined: pd.DataFrame, holdout: float) -> list[Row]:
-    """The spec's metrics on the labelled predictions; the primary one judged against the per-day holdout value.
-
-    Alert when the primary metric is worse than ``holdout`` by more than the spec's tolerance plus the day's
-    sampling noise (``noise_allowance``), warn beyond half of the tolerance plus the noise.
-    """
+    """The spec's metrics on the labelled predictions, recorded; beside the primary one its standard error and
+    the per-day holdout value it is judged against, on the window (``monitoring.performance.window_rows``)."""
     primary = spec.validation.primary_metric
-    tol = spec.monitoring.performance_tolerance
     metrics = evaluate(
         spec.task, joined[spec.target].to_numpy(), joined["score"].to_numpy(), spec.validation.decision_threshold
     )
-    lower = primary in LOWER_IS_BETTER
-    noise = noise_allowance(spec, primary, joined, holdout)
-    rows = []
-    for name, value in metrics.items():
-        if name == primary:
-            drop = (value - holdout) if lower else (holdout - value)
-            margin = tol + noise
-            threshold = holdout + margin if lower else holdout - margin
-            state = INFO if math.isnan(drop) else ALERT if drop > margin else WARN if drop > tol / 2 + noise else OK
-            rows.append(Row.of(day, version, REALIZED, name, value, threshold, state))
-        else:
-            rows.append(Row.of(day, version, REALIZED, name, value, math.nan, INFO))
+    rows = [Row.of(day, version, REALIZED, name, value, math.nan, INFO) for name, value in metrics.items()]
+    rows.append(
+        Row.of(day, version, REALIZED, f"{primary}_se", day_error(spec, primary, joined, holdout), math.nan, INFO)
+    )
     rows.append(Row.of(day, version, REALIZED, f"holdout_{primary}", holdout, math.nan, INFO))
     return rows
 
@@ -258,6 +246,7 @@ def monitor_date(
         result.rows += drift_rows(spec, day, version, stats, profile)
         if profile.get("score"):
             result.score = score_distribution(profile["score"], stats)
+        result.rows += estimated_rows(spec, day, version, stats, card)
     else:
         result.note = "no drift statistics (the card has no profile or scoring gathered none)"
     labels, result.unreadable = read_labels(storage, spec, day)

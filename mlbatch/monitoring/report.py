@@ -141,7 +141,9 @@ def render_html(
         parts.append("<p>No labels for the scored dates yet.</p>")
     else:
         holdout = history[(history["feature"] == REALIZED) & (history["metric"] == f"holdout_{primary}")]["value"]
-        lines = {"holdout": float(holdout.iloc[-1]), "alert": float(realized["threshold"].iloc[-1])}
+        # the verdict is on the window (monitoring.performance): its row carries the threshold
+        window = history[(history["feature"] == REALIZED) & (history["metric"] == f"window_{primary}")]["threshold"]
+        lines = {"holdout": float(holdout.iloc[-1]), "alert": float(window.iloc[-1]) if len(window) else math.nan}
         fig = _line_plot(realized, f"realized {primary}", primary, lines)
         parts.append(_img(fig, f"realized {primary} over time", plot="realized"))
 

@@ -27,6 +27,7 @@ from mlbatch.records.base import (
     parse_record,
     utcnow,
 )
+from mlbatch.records.estimation import Alert, ScoreCalibration
 from mlbatch.records.monitoring import MonitoringRow
 from mlbatch.records.registry import (
     CardData,
@@ -52,6 +53,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "UNSUPPORTED",
     "VALIDATED",
+    "Alert",
     "CardData",
     "CardMetrics",
     "ChampionAlias",
@@ -68,6 +70,7 @@ __all__ = [
     "Record",
     "RefitSection",
     "ReplaceIntent",
+    "ScoreCalibration",
     "Status",
     "Verdict",
     "canonical_bytes",

@@ -14,6 +14,7 @@ from mlbatch.records.base import (
     Status,
     utcnow,
 )
+from mlbatch.records.estimation import ScoreCalibration
 
 
 class GateResult(Record):
@@ -149,6 +150,9 @@ class ModelCard(Record):
     profile: dict[str, Any] = Field(default_factory=dict)
     onnx: OnnxSection = Field(default_factory=OnnxSection)
     refit: RefitSection | None = Field(default=None, description="Set on a refit on the full window.")
+    estimation: ScoreCalibration | None = Field(
+        default=None, description="Calibration of the scores for estimating performance before labels (binary)."
+    )
     files: dict[str, FileChecksum] = Field(default_factory=dict)
     signature: str | None = None
 

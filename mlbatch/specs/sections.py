@@ -206,6 +206,13 @@ class MonitoringSpec(_Strict):
         le=10,
         description="Standard errors of the day's AUC added to the tolerance, so a small day's noise does not alert.",
     )
+    performance_window_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="Realized and estimated performance are judged on the mean of the last this many days, "
+        "so one small noisy day does not alert.",
+    )
     labels_path: str | None = Field(default=None, description="Separate labels dataset; default: the input itself.")
     unjudged_features: list[str] = Field(
         default_factory=list,

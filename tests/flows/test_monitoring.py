@@ -51,6 +51,7 @@ from mlbatch.monitoring.drift import (
     psi,
     verdict,
 )
+from mlbatch.monitoring.performance import ESTIMATED, window_rows
 from mlbatch.monitoring.table import table_dir, table_key
 from mlbatch.profiles import (
     ProfileAccumulator,
@@ -175,20 +176,28 @@ def _spec(churn_spec, **monitoring):
     return churn_spec.model_copy(update={"monitoring": churn_spec.monitoring.model_copy(update=monitoring)})
 
 
+def _judged(spec, rows):
+    """The verdict row of a one-day window on ``rows`` (what the monitor flow judges, ``window_rows``)."""
+    day = rows[0].date
+    windows = window_rows(spec, {day: rows}, pd.DataFrame())[day]
+    return next(r for r in windows if r.metric == "window_roc_auc")
+
+
 @pytest.mark.parametrize(
     ("auc_drop", "expected"), [(0.0, OK), (0.02, OK), (0.03, WARN), (0.049, WARN), (0.051, ALERT), (-0.1, OK)]
 )
 def test_realized_performance_is_judged_against_the_holdout(churn_spec, auc_drop, expected):
-    spec = _spec(churn_spec, performance_tolerance=0.05, performance_noise_z=0)
+    spec = _spec(churn_spec, performance_tolerance=0.05, performance_noise_z=0, performance_window_days=1)
     rng = np.random.default_rng(7)
     joined = pd.DataFrame({"churned": rng.integers(0, 2, 400), "score": rng.random(400)})
     realized = roc_auc_score(joined["churned"], joined["score"])
     rows = realized_rows(spec, dt.date(2026, 2, 1), 3, joined, holdout=realized + auc_drop)
-    primary = next(r for r in rows if r.metric == "roc_auc")
+    assert next(r for r in rows if r.metric == "roc_auc").value == pytest.approx(realized)
+    assert {r.verdict for r in rows} == {INFO}  # a day is recorded; its window is judged
+    primary = _judged(spec, rows)
     assert primary.value == pytest.approx(realized)
     assert primary.threshold == pytest.approx(realized + auc_drop - 0.05)
     assert primary.verdict == expected
-    assert {r.verdict for r in rows if r.metric != "roc_auc"} == {INFO}
 
 
 def test_hanley_mcneil_standard_error_matches_the_spread_of_simulated_days():
@@ -212,13 +221,11 @@ def _day_of(rows: int, auc: float, seed: int = 5) -> pd.DataFrame:
 
 def test_a_small_days_noise_does_not_alert_but_the_same_drop_on_a_large_day_does(churn_spec):
     """The same 0.07 drop: within two standard errors on 60 labels, far beyond them on 20,000."""
-    spec = _spec(churn_spec, performance_tolerance=0.05)
+    spec = _spec(churn_spec, performance_tolerance=0.05, performance_window_days=1)
     for rows, expected in ((60, OK), (20_000, ALERT)):
         day = _day_of(rows, 0.73)
         realized = roc_auc_score(day["churned"], day["score"])
-        primary = next(
-            r for r in realized_rows(spec, dt.date(2026, 2, 1), 3, day, realized + 0.07) if r.metric == "roc_auc"
-        )
+        primary = _judged(spec, realized_rows(spec, dt.date(2026, 2, 1), 3, day, realized + 0.07))
         assert primary.verdict == expected, (rows, primary)
         assert primary.threshold < realized + 0.07 - 0.05  # the noise allowance widens the tolerance
 
@@ -239,7 +246,9 @@ def test_staleness_alerts_past_the_maximum_age(churn_spec, age_days, expected):
     card = ModelCard(model="churn", version=4, registered_at=(now - dt.timedelta(days=age_days)).isoformat())
     row = staleness_row(_spec(churn_spec, max_age_days=42), dt.date(2026, 5, 31), 4, card, now)
     assert (row.value, row.threshold, row.verdict) == (pytest.approx(age_days), 42, expected)
-    assert alert_reasons([row]) == ([] if expected == OK else [f"2026-05-31: {row_reason(row)}"])
+    severity = "critical" if age_days > 42 * 1.5 else "warning"  # half as old again as allowed
+    expected_reasons = [f"staleness ({severity}): {row_reason(row)} on 2026-05-31"]
+    assert alert_reasons([row]) == ([] if expected == OK else expected_reasons)
 
 
 @pytest.mark.parametrize(
@@ -438,6 +447,14 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
         assert len(joined) == 800
         assert primary[day] == pytest.approx(roc_auc_score(joined["churned"], joined["score"]), rel=1e-12)
 
+    # estimated performance from the manifests' score bins and the card's calibration: a row per date, near the
+    # realized AUC (the drift moves the inputs, not the rule); both judged on their windows, neither alerts
+    estimated = table[(table["feature"] == ESTIMATED) & (table["metric"] == "roc_auc")].set_index("date")["value"]
+    assert set(estimated.index) == set(SCORED)
+    assert (abs(estimated - primary) < 0.05).all(), (estimated, primary)
+    windows = table[table["metric"] == "window_roc_auc"]
+    assert set(windows["feature"]) == {ESTIMATED, REALIZED} and set(windows["verdict"]) <= {OK, WARN}
+
     # the report: one plot per drifted feature (and none for the others), plus score and realized plots
     report_key = result["report"].removeprefix(storage.root_uri + "/")
     page = storage.read_bytes(report_key).decode()
@@ -453,6 +470,9 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     assert len(alerts) == 1
     assert alerts[0].resource["mlbatch.model"] == "churn"
     assert "score drift" in alerts[0].payload["reason"]
+    grouped = {a["signal"]: a for a in alerts[0].payload["alerts"]}  # one record per signal, not per date and row
+    assert len(alerts[0].payload["alerts"]) == len(alerts[0].payload["reasons"]) == len(grouped)
+    assert min(grouped["score drift"]["dates"]) >= DRIFT_FROM.isoformat()
     assert min(alerts[0].payload["dates"]) >= DRIFT_FROM.isoformat()
     link, verdicts = _artifacts(result["run_id"])
     assert link.data.endswith("(" + result["report"] + ")")  # Prefect stores a link artifact as [text](link)
@@ -491,6 +511,6 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     # champion is stale past max_age_days (42) and no retrain is recent then, so the retrain event is emitted
     replay = monitor(model="churn", start=SCORED[-1], end=SCORED[-1], as_of=AS_OF + dt.timedelta(days=60))
     assert replay["as_of"] == (AS_OF + dt.timedelta(days=60)).isoformat()
-    assert f"{SCORED[-1]}: champion v{version} is 60.0 days old (max 42)" in replay["alerts"]
+    assert f"staleness (warning): champion v{version} is 60.0 days old (max 42) on {SCORED[-1]}" in replay["alerts"]
     assert "mlbatch.model.alert" in replay["events"]
     assert len(_events("mlbatch.model.alert", "churn", replay["run_id"])) == 1

@@ -8,6 +8,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
 from mlbatch import retraining
 from mlbatch.gates import absolute_floor, not_degenerate
@@ -111,6 +113,24 @@ def test_a_stable_period_is_stable_and_each_drift_changes_what_it_says():
     shares = after["station"].value_counts(normalize=True)
     drifted_shares = covariate["station"].value_counts(normalize=True)
     assert drifted_shares["st_city"] - shares["st_city"] > 0.1
+
+
+def test_the_narrowing_shift_narrows_the_population_and_lowers_a_stable_models_auc(tmp_path):
+    """The covariate shift that lowers performance: one segment, midday hours, one station; the rule unchanged."""
+    train, after = _days(dt.date(2025, 2, 1), 14), _days(dt.date(2025, 2, 15), 7)
+    narrowed = _days(dt.date(2025, 2, 15), 7, narrowed=True)
+    assert (narrowed["segment"] == "residential").mean() > 0.85 and narrowed["hour"].between(11, 15).all()
+    assert narrowed["station"].value_counts(normalize=True).iloc[0] > 0.8
+    config = SeasonalConfig(start=START, days=3, rows_per_day=100, narrowing_from=START + dt.timedelta(days=2))
+    keys = write_seasonal(LocalStorage(tmp_path), config)
+    hours = [LocalStorage(tmp_path).read_table([k]).to_pandas()["hour"] for k in keys]
+    assert [h.between(11, 15).all() for h in hours] == [False, False, True]
+
+    columns = ["hour", "temperature_c", "wind_speed_ms", "precipitation_mm", "load_index", "is_holiday"]
+    model = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(train[columns], train[TARGET])
+    stable = roc_auc_score(after[TARGET], model.predict_proba(after[columns])[:, 1])
+    shifted = roc_auc_score(narrowed[TARGET], model.predict_proba(narrowed[columns])[:, 1])
+    assert stable - shifted > 0.05
 
 
 def test_write_applies_each_drift_from_its_date(tmp_path):
