@@ -29,9 +29,11 @@ from mlbatch.records.base import (
 )
 from mlbatch.records.monitoring import MonitoringRow
 from mlbatch.records.registry import (
+    ENGINE_GATES,
     CardData,
     CardMetrics,
     ChampionAlias,
+    CompiledSection,
     FileChecksum,
     GateResult,
     HistoryEntry,
@@ -43,6 +45,7 @@ from mlbatch.records.registry import (
 from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent
 
 __all__ = [
+    "ENGINE_GATES",
     "EXPORTED",
     "MODEL_FILE",
     "NOT_ATTEMPTED",
@@ -55,6 +58,7 @@ __all__ = [
     "CardData",
     "CardMetrics",
     "ChampionAlias",
+    "CompiledSection",
     "FileChecksum",
     "GateResult",
     "HistoryEntry",

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mlbatch.engines import build_engine, predictions_of, resolve_engine
+from mlbatch.compiled import LIBRARY_FILE
+from mlbatch.engines import open_engine, predictions_of, resolve_engine
 from mlbatch.engines.onnx_kernels import ONNX_EXTENDED
 from mlbatch.errors import IntegrityError, MlbatchError, ObjectNotFoundError, ParameterError, RegistryError
 from mlbatch.features import MISSING_CATEGORY, model_input
@@ -105,6 +106,7 @@ class LoadedModel:
     passthrough: tuple[str, ...]
     _spec: ModelSpec = field(repr=False)
     _engine: Any = field(repr=False)
+    engine_warnings: tuple[str, ...] = ()  # why the engine is not the one chosen (a compiled library's fallback)
 
     @property
     def features(self) -> list[str]:
@@ -131,6 +133,7 @@ class LoadedModel:
             "name": self.model,
             "version": self.version,
             "engine": self.engine_name,
+            "engine_warnings": list(self.engine_warnings),
             "kernel": self.kernel,
             "checksum": self.checksum,
             "files": self.files,
@@ -222,7 +225,8 @@ def load_verified(
         registry.require_version(version, validated=True)
         card = registry.card(version)  # the signature, when a key is set
         name = resolve_engine(registry, version, engine_choice)
-        engine = build_engine(registry, version, spec, name, threads=threads, kernel=kernel)  # checksum, then load
+        opened = open_engine(registry, version, spec, name, threads=threads, kernel=kernel)  # checksum, then load
+        engine = opened.engine
         engine.open()
     except (IntegrityError, RegistryError, ParameterError, MlbatchError) as exc:
         raise VerificationError(f"{spec.name} version {version} refused: {exc}") from exc
@@ -232,7 +236,7 @@ def load_verified(
         version=version,
         engine_name=engine.name,
         kernel=None,
-        checksum=files.get(ONNX_FILE if engine.name == "onnx" else JOBLIB_FILE, ""),
+        checksum=files.get({"onnx": ONNX_FILE, "compiled": LIBRARY_FILE}.get(engine.name, JOBLIB_FILE), ""),
         files=files,
         promoted_at=champion.promoted_at,
         token=champion.token,
@@ -245,6 +249,7 @@ def load_verified(
         passthrough=tuple(c for c in spec.scoring.passthrough if c not in spec.id_columns),
         _spec=spec,
         _engine=engine,
+        engine_warnings=tuple(opened.warnings),
     )
     try:
         loaded.score(_warm_up_row(spec))  # a version whose engine cannot score a row is refused before it serves
