@@ -10,8 +10,8 @@ The model a request is scored by is loaded exactly as the nightly job loads
 it: the champion read from the registry's alias, refused unless validated,
 its card's signature verified when a key is set, its file's SHA-256 checked
 against the card before it is deserialized, the engine chosen by the same
-``resolve_engine`` (ONNX Runtime when the version passed its equivalence
-gate); each request is scored by the calls the scoring job's batch step makes
+``resolve_engine`` (the fastest engine that passed its equivalence gate)
+and opened by ``open_engine``; each request is scored by the calls the scoring job's batch step makes
 (``model_input``, then ``Engine.score``, then the ``predictions_of`` decision
 rule), so a row gets the same features, score and prediction online as in a
 nightly partition. After the redesign these become ``features.model_input``
@@ -205,7 +205,7 @@ def load_verified(
         spec: the model's spec.
         hmac_key: the card signing key (``MLBATCH_CARD_HMAC_KEY``); with it, an unsigned or re-signed card,
             verdict or champion alias is refused.
-        engine_choice: ``auto`` (ONNX Runtime when the version passed its gate), ``sklearn`` or ``onnx``.
+        engine_choice: ``auto`` (the fastest engine that passed its gate), ``compiled``, ``sklearn`` or ``onnx``.
         threads: threads per prediction; one keeps small requests from paying for a thread pool's wake-up.
         kernel: the ONNX tree kernel (``MLBATCH_ONNX_KERNEL``).
         expected: the alias as the caller read it; default: read it now.
