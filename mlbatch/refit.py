@@ -26,7 +26,7 @@ from mlbatch.lake import Lake
 from mlbatch.probes import probe_set
 from mlbatch.profiles import build_profile
 from mlbatch.records import VALIDATED, GateResult, RefitSection, Verdict
-from mlbatch.registration import compiled_gate, onnx_gate, register_candidate
+from mlbatch.registration import compiled_gate, export_engines, onnx_gate, register_candidate
 from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, holdout_daily
 from mlbatch.specs import ModelSpec
 from mlbatch.training import TrainingData, fit
@@ -111,6 +111,7 @@ def refit_on_full_window(
         champion,
         checks,
         run_id,
+        exports=export_engines(refit, spec),
         card_of=lambda onnx: refit_card(spec, data, refit, gated, verdict.version, champion, run_id, checks, onnx),
     )
     inherited = GateResult(

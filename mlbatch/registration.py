@@ -139,11 +139,12 @@ def register_candidate(
     checks: list[CheckResult],
     run_id: str | None,
     *,
+    exports: EngineExports | None = None,
     card_of: Callable[[OnnxExport], dict[str, Any]] | None = None,
 ) -> int:
-    """Export the other engines, build the card and store the version; ``card_of`` builds another card (a
-    refit's) from the ONNX export."""
-    exports = export_engines(candidate, spec)
+    """Export the other engines (unless ``exports`` are given), build the card and store the version;
+    ``card_of`` builds another card (a refit's) from the ONNX export."""
+    exports = exports or export_engines(candidate, spec)
     card = (
         card_of(exports.onnx) if card_of else build_card(spec, data, candidate, champion, run_id, checks, exports.onnx)
     )

@@ -75,14 +75,18 @@ def _plain(value: Any) -> Any:
 def probe_set(pipeline: Any, spec: ModelSpec, base: pd.DataFrame | None = None) -> ProbeSet:
     """``probe_frame`` and the pipeline's own scores on it; a pipeline probes cannot be built for gives none.
 
-    Never raises for a model probes do not know (a linear model has no split to sit on): the gates then
-    compare on holdout rows only and say so.
+    Never raises: a model probes do not know (a linear model has no split to sit on) or a layout that
+    surprises the tree reader (it reads scikit-learn's private structures) leaves the gates comparing on
+    holdout rows only, and they say so; a retrain is not lost to its extra check.
     """
     try:
         frame = probe_frame(pipeline, spec, base=base)
     except EngineError as exc:
         log.info("%s: no probe rows: %s", spec.name, exc)
         return ProbeSet(None, None, str(exc))
+    except Exception as exc:  # see docstring: any surprise in the private tree layout means no probes
+        log.warning("%s: no probe rows: %s: %s", spec.name, type(exc).__name__, exc)
+        return ProbeSet(None, None, f"{type(exc).__name__}: {exc}")
     return ProbeSet(frame, pipeline_scores(pipeline, model_input(frame, spec), spec))
 
 

@@ -111,6 +111,15 @@ def test_values_on_thresholds_publish_scikit_learns_scores_where_todays_gate_let
     assert todays.passed, todays.detail
     assert np.abs(scores_of(OnnxEngine(float32.data, spec, threads=1), night) - reference).max() > 1e-3
 
+    score(model=MODEL, run_date=NIGHT)
+    manifest = read_manifest(storage, MODEL, NIGHT)
+    published = _published(storage, manifest)
+    assert published["id"].tolist() == night["id"].tolist()
+    assert np.abs(published["score"].to_numpy() - reference).max() <= 1e-9
+    assert manifest["engines"] == ["compiled"] and manifest["warnings"] == []
+    for entry in manifest["files"]:
+        assert storage.parquet_file(entry["output"]).schema_arrow.metadata[b"mlbatch.engine"] == b"compiled"
+
     card, verdict = registry.card(version), registry.verdict(version)
     assert card.onnx.variant == "float64", card.onnx  # the probe rows rejected the float32 graph at export
     assert "probe rows differ" in (card.onnx.probes or "") and not card.onnx.probes.startswith("0 of")
@@ -121,15 +130,6 @@ def test_values_on_thresholds_publish_scikit_learns_scores_where_todays_gate_let
         assert gates[name].passed, gates[name].detail
         assert gates[name].measured["probe_rows"] > 100 and gates[name].measured["probe_mismatches"] == 0
     assert verdict.engines == ["compiled", "onnx", "sklearn"]
-
-    score(model=MODEL, run_date=NIGHT)
-    manifest = read_manifest(storage, MODEL, NIGHT)
-    assert manifest["engines"] == ["compiled"] and manifest["warnings"] == []
-    for entry in manifest["files"]:
-        assert storage.parquet_file(entry["output"]).schema_arrow.metadata[b"mlbatch.engine"] == b"compiled"
-    published = _published(storage, manifest)
-    assert published["id"].tolist() == night["id"].tolist()
-    assert np.abs(published["score"].to_numpy() - reference).max() <= 1e-9
 
 
 def _champion(settings, tmp_path, monkeypatch):
