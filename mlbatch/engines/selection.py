@@ -29,6 +29,7 @@ COMPILED_GATE = ENGINE_GATES["compiled"]
 BUILT = "built"
 EngineName = Literal["compiled", "onnx", "sklearn"]
 ENGINE_CHOICES = ("auto", "compiled", "sklearn", "onnx")
+_LABELS = {"compiled": "compiled", "onnx": "ONNX"}
 
 
 def compiled_validated(card: ModelCard, verdict: Verdict | None) -> tuple[bool, str]:
@@ -81,7 +82,8 @@ def resolve_engine(registry: Registry, version: int, choice: EngineChoice) -> En
             return name  # type: ignore[return-value]
         if choice == name:
             raise EngineError(
-                f"engine={name} but {registry.model} version {version} has no validated {name} model: {reason}; "
+                f"engine={name} but {registry.model} version {version} has no validated {_LABELS[name]} model: "
+                f"{reason}; "
                 "use engine=sklearn or auto"
             )
         why.append(reason)
