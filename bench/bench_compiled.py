@@ -1,7 +1,7 @@
 """Rows/s, peak memory and exactness of every engine, compiled one included, on data float32 cannot hold.
 
 Why a separate script: ``bench_engines`` measures the engines on the scoring
-path of the example spec, whose data float32 holds; this measures every engine
+path of the example spec and its sample data; this measures every engine
 in memory (the compiled one, ONNX's float32 and float64 graphs, scikit-learn)
 on a shape float32 cannot hold, from the same model input
 (``features.model_input``), each in its own process so its peak RSS is its own.
