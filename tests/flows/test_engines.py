@@ -22,6 +22,7 @@ from tests_support import pipeline_scores_of, scores_of, storage_of
 
 from flows.retrain import retrain
 from flows.score import score
+from mlbatch import registration, retraining
 from mlbatch.engines import OnnxEngine
 from mlbatch.errors import IntegrityError
 from mlbatch.export.onnx_graph import export_pipeline
@@ -30,7 +31,7 @@ from mlbatch.probes import probe_frame
 from mlbatch.registry import Registry
 from mlbatch.scoring import read_manifest
 from mlbatch.specs import load_spec
-from mlbatch.storage import join
+from mlbatch.storage import join, open_storage
 from mlbatch.training import load_window, time_split
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")  # skl2onnx's
@@ -59,21 +60,30 @@ SPEC = {
 }
 
 
-def _world(settings, tmp_path: Path, monkeypatch, engine: str = "auto"):
-    """The spec in a models directory of its own and 21 days of training data in the lake."""
+def _models(tmp_path: Path, monkeypatch, engine: str = "auto") -> Path:
+    """The spec in a models directory of its own, which the flows read."""
     models = tmp_path / "models"
-    models.mkdir()
+    models.mkdir(exist_ok=True)
     (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
     monkeypatch.setenv("MLBATCH_MODELS_DIR", str(models))
     monkeypatch.setenv("MLBATCH_ENGINE", engine)
-    storage = storage_of(settings)
+    return models / f"{MODEL}.yaml"
+
+
+def _training_days(storage) -> None:
     for i in range(DAYS):
         day = START + dt.timedelta(days=i)
         frame = make_frame(600, seed=100 + i).assign(id=lambda f, i=i: f["id"] + 10_000 * i)
-        storage.write_parquet(
-            f"raw/{MODEL}/dt={day}/part-00000.parquet", pa.Table.from_pandas(frame, preserve_index=False)
-        )
-    return storage, load_spec(models / f"{MODEL}.yaml")
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        storage.write_parquet(f"raw/{MODEL}/dt={day}/part-00000.parquet", table)
+
+
+def _world(settings, tmp_path: Path, monkeypatch, engine: str = "auto"):
+    """The spec in a models directory of its own and 21 days of training data in the lake."""
+    path = _models(tmp_path, monkeypatch, engine)
+    storage = storage_of(settings)
+    _training_days(storage)
+    return storage, load_spec(path)
 
 
 def _night_on_the_splits(storage, spec, pipeline, holdout: pd.DataFrame) -> pd.DataFrame:
@@ -132,19 +142,42 @@ def test_values_on_thresholds_publish_scikit_learns_scores_where_todays_gate_let
     assert verdict.engines == ["compiled", "onnx", "sklearn"]
 
 
-def _champion(settings, tmp_path, monkeypatch):
-    """A retrained champion with a compiled library, and its night (the retrain is the costly part)."""
-    storage, spec = _world(settings, tmp_path, monkeypatch)
-    version = retrain(model=MODEL, as_of=AS_OF)["version"]
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The retrain flow's own steps once per module (training and one gcc build are the costly part)."""
+    root = tmp_path_factory.mktemp("engines")
+    spec_path = root / f"{MODEL}.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    spec, storage = load_spec(spec_path), open_storage(str(root / "lake"))
+    _training_days(storage)
+    data = load_window(storage, spec, AS_OF, None)
+    candidate = retraining.train_candidate(data, spec)
+    return spec, data, candidate, registration.export_engines(candidate, spec)
+
+
+def _champion(settings, tmp_path, monkeypatch, built):
+    """The built version registered, gated and promoted as the retrain flow does it, and a night to score."""
+    spec, data, candidate, exports = built
+    _models(tmp_path, monkeypatch)
+    storage = storage_of(settings)
+    registry = Registry(storage, MODEL)
+    champion = retraining.ChampionEvaluation(None, None, "test")
+    version = registration.register_candidate(registry, spec, data, candidate, champion, [], "test", exports=exports)
+    gates = [
+        registration.onnx_gate(registry, spec, version, candidate),
+        registration.compiled_gate(registry, spec, version, candidate),
+    ]
+    assert registry.record_verdict(version, gates, "test").engines == ["compiled", "onnx", "sklearn"]
+    registry.promote(version, "test", "test")
     storage.write_parquet(
         f"raw/{MODEL}/dt={NIGHT}/part-00000.parquet",
         pa.Table.from_pandas(make_frame(500, seed=9), preserve_index=False),
     )
-    return storage, spec, Registry(storage, MODEL), version
+    return storage, spec, registry, version
 
 
-def test_a_tampered_compiled_library_is_refused_before_it_is_loaded(flow_settings, tmp_path, monkeypatch):
-    storage, _, registry, version = _champion(flow_settings, tmp_path, monkeypatch)
+def test_a_tampered_compiled_library_is_refused_before_it_is_loaded(flow_settings, tmp_path, monkeypatch, built):
+    storage, _, registry, version = _champion(flow_settings, tmp_path, monkeypatch, built)
     key = join(registry.version_prefix(version), "model.so")
     library = bytearray(storage.read_bytes(key))
     library[len(library) // 2] ^= 0xFF
@@ -157,9 +190,9 @@ def test_a_tampered_compiled_library_is_refused_before_it_is_loaded(flow_setting
 
 
 def test_a_library_built_for_another_platform_scores_through_the_fallback_and_the_manifest_says_so(
-    flow_settings, tmp_path, monkeypatch
+    flow_settings, tmp_path, monkeypatch, built
 ):
-    storage, _, registry, version = _champion(flow_settings, tmp_path, monkeypatch)
+    storage, _, registry, version = _champion(flow_settings, tmp_path, monkeypatch, built)
     key = registry.card_key(version)
     card = storage.read_json(key)
     card["compiled"]["platform"] = "linux-sparc64-glibc2.0"
