@@ -1,8 +1,9 @@
 """Rows/s, peak memory and exactness of every engine, compiled one included, on data float32 cannot hold.
 
-Why a separate script: the compiled engine (``mlbatch.compiled``) and the
-float64 ONNX graph (``mlbatch.onnx_float64``) are not wired into the scoring
-flow yet, so this measures the engines in memory, from the same model input
+Why a separate script: ``bench_engines`` measures the engines on the scoring
+path of the example spec and its sample data; this measures every engine
+in memory (the compiled one, ONNX's float32 and float64 graphs, scikit-learn)
+on a shape float32 cannot hold, from the same model input
 (``features.model_input``), each in its own process so its peak RSS is its own.
 The shape has epoch seconds (above 2^24), repeated two-decimal prices and
 two-decimal sensor readings. Each engine's largest difference from

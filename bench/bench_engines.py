@@ -1,4 +1,4 @@
-"""Throughput and peak memory of the scikit-learn and ONNX Runtime engines on the real scoring path.
+"""Throughput and peak memory of the scikit-learn, ONNX Runtime and compiled engines on the real scoring path.
 
 Why a separate script: the engines differ by 2-3x on tree ensembles and the
 choice of batch size and threads matters, so docs/performance.md's numbers must come
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import benchjson  # noqa: E402
 from bench.champions import gated_version  # noqa: E402
-from mlbatch.engines import OnnxEngine, SklearnEngine, select_engine  # noqa: E402
+from mlbatch.engines import CompiledEngine, OnnxEngine, SklearnEngine, select_engine  # noqa: E402
 from mlbatch.lake import Lake  # noqa: E402
 from mlbatch.partitions import partition_files  # noqa: E402
 from mlbatch.sampledata import SampleConfig, write_sample  # noqa: E402
@@ -48,6 +48,8 @@ VARIANTS = [
     ("onnx, 1 thread (ONNX Runtime's kernel), batch 131k", "onnx", 1, 131_072, False, "onnxruntime"),
     ("onnx, 2 threads, batch 32k", "onnx", 2, 32_768, False, "onnx-extended"),
     ("onnx, 2 threads, batch 524k", "onnx", 2, 524_288, False, "onnx-extended"),
+    ("compiled, 1 thread, batch 131k", "compiled", 1, 131_072, False, "onnx-extended"),
+    ("compiled, 2 threads, batch 131k", "compiled", 2, 131_072, False, "onnx-extended"),
 ]
 
 
@@ -60,13 +62,20 @@ def peak_rss_mb() -> float:
 
 
 def prepare(lake: Path, rows: int, files: int) -> dict:
-    """Train the example spec on 60 days, register it with its ONNX graph and gate, write one night to score."""
+    """Train the example spec on 60 days, register it with its ONNX graph (float32, or float64 when the float32 one
+    fails the probe rows), its compiled library and their gates, write one night to score."""
     opened = _lake(lake)
     spec = load_spec(ROOT / "models" / "churn.yaml")
     write_sample(opened.storage, SampleConfig(start=TRAIN_START, days=spec.training.window_days, rows_per_day=500))
     made = gated_version(opened, spec, TRAIN_START + dt.timedelta(days=spec.training.window_days), promote=False)
     write_sample(opened.storage, SampleConfig(start=DAY, days=1, rows_per_day=rows, files_per_day=files, seed=7))
-    return {"version": made.version, "gate": made.gate.detail, "onnx_bytes": made.card["onnx"]["size"]}
+    variant = made.card["onnx"].get("variant") or "float32"
+    return {
+        "version": made.version,
+        "gate": made.gate.detail,
+        "onnx_bytes": made.card["onnx"]["size"],
+        "onnx_variant": variant,
+    }
 
 
 def _lake(root: Path) -> Lake:
@@ -85,7 +94,8 @@ def run_variant(
     engine = select_engine(registry, version, spec, engine_name, threads=threads or None)  # type: ignore[arg-type]
     if isinstance(engine, OnnxEngine):
         engine = OnnxEngine(engine.model, spec, threads or None, spinning=spinning, kernel=kernel)  # type: ignore[arg-type]
-    assert isinstance(engine, OnnxEngine if engine_name == "onnx" else SklearnEngine)
+    expected = {"onnx": OnnxEngine, "compiled": CompiledEngine}.get(engine_name, SklearnEngine)
+    assert isinstance(engine, expected), f"{engine_name}: got the {engine.name} engine (no validated {engine_name})"
     profile = registry.card(version).profile  # as the score flow passes it: drift stats are part of the cost
     ctx = RunContext(spec.name, version, f"bench-{engine_name}", dt.datetime.now(dt.UTC), DAY)
     start = time.perf_counter()
@@ -114,7 +124,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mlbatch-bench-") as tmp:
         lake = Path(tmp) / "lake"
         info = prepare(lake, args.rows, args.files)
-        print(f"{args.rows:,} rows in {args.files} files; ONNX graph {info['onnx_bytes']:,} bytes")
+        print(
+            f"{args.rows:,} rows in {args.files} files; {info['onnx_variant']} ONNX graph {info['onnx_bytes']:,} bytes"
+        )
         print(f"gate: {info['gate']}")
         best: dict[str, dict] = {}
         for _ in range(args.repeat):

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 from mlbatch.lake import Lake
 from mlbatch.records import GateResult
-from mlbatch.registry import serialize_model
-from mlbatch.retraining import ChampionEvaluation, build_card, export_onnx, onnx_gate, train_candidate
+from mlbatch.registration import compiled_gate, onnx_gate, register_candidate
+from mlbatch.retraining import ChampionEvaluation, train_candidate
 from mlbatch.specs import ModelSpec
 from mlbatch.training import load_window
 
@@ -27,15 +27,16 @@ class GatedVersion(NamedTuple):
 
 
 def gated_version(lake: Lake, spec: ModelSpec, as_of: dt.date, *, promote: bool) -> GatedVersion:
-    """Train on the spec's window before ``as_of``, register with the ONNX graph and its gate."""
+    """Train on the spec's window before ``as_of``, register with the ONNX graph (probed) and the compiled
+    library (unless the spec switches it off), and gate both as the flow does."""
     data = load_window(lake.storage, spec, as_of)
     candidate = train_candidate(data, spec)
-    export = export_onnx(candidate, spec)
-    card = build_card(spec, data, candidate, ChampionEvaluation(None, None, "bench"), "bench", [], export)
     registry = lake.registry(spec.name)
-    version = registry.register(serialize_model(candidate.pipeline), card, export.extra_files())
+    version = register_candidate(registry, spec, data, candidate, ChampionEvaluation(None, None, "bench"), [], "bench")
+    card = registry.card(version).model_dump(mode="json")
     gate = onnx_gate(registry, spec, version, candidate)
-    registry.record_verdict(version, [gate], "bench")
+    compiled = compiled_gate(registry, spec, version, candidate)
+    registry.record_verdict(version, [gate] + ([compiled] if compiled else []), "bench")
     if promote:
         registry.promote(version, "benchmark", "bench")
     return GatedVersion(version, card, gate)

@@ -44,7 +44,8 @@ def backfill_scoring(
         overwrite: re-score dates already published; otherwise they are skipped.
         max_parallel: how many dates are scored at the same time; the cores are shared among them.
         version: a validated version for the whole range; empty: the champion, resolved once at the start.
-        engine: ``auto``, ``sklearn`` or ``onnx`` for every date; empty: the worker's ``MLBATCH_ENGINE`` setting.
+        engine: ``auto``, ``compiled``, ``sklearn`` or ``onnx`` for every date; empty: the worker's
+            ``MLBATCH_ENGINE`` setting.
         cores: cores shared by the dates scored at once; empty: every core of the machine.
     """
     days = check_range(start, end)

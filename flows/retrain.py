@@ -43,6 +43,7 @@ def retrain(model: ModelName, as_of: LogicalDate = None, window_days: WindowDays
                 t.gate_not_degenerate(candidate),
                 t.gate_throughput(spec, candidate),
                 t.gate_onnx_equivalence(lake, spec, version, candidate),
+                t.gate_compiled_equivalence(lake, spec, version, candidate),
             ]
             gated = t.record_verdict(lake, spec, version, results, this_run)
             verdict = t.refit_on_full_window(lake, spec, data, candidate, gated, champion, checks, this_run)

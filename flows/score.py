@@ -30,7 +30,8 @@ def score(
         run_date: date partition to score; empty: the logical date, the day before the scheduled start.
         version: a validated version to score with; empty: the champion, resolved once at the start.
         overwrite: replace an already published partition; otherwise it is skipped.
-        engine: ``auto`` (ONNX Runtime when the version passed its equivalence gate), ``sklearn`` or ``onnx``;
+        engine: ``auto`` (the fastest engine that passed its gate: compiled, ONNX Runtime, scikit-learn),
+            ``compiled``, ``sklearn`` or ``onnx``;
             empty: the worker's ``MLBATCH_ENGINE`` setting.
         cores: cores this run's files, batches and threads are planned for; empty: every core of the machine.
         monitor: monitor the date once published when the spec sets ``monitoring.after_scoring``; a backfill

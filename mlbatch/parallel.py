@@ -49,12 +49,12 @@ class Parallelism:
 
     @classmethod
     def plan(cls, tuning: Tuning, engine: str, *, dask: bool = False, cores: int | None = None) -> Parallelism:
-        """The plan for ``engine`` ("onnx" or "sklearn"); what the tuning leaves unset fills the cores.
+        """The plan for ``engine`` ("compiled", "onnx" or "sklearn"); what the tuning leaves unset fills the cores.
 
         Why the default depends on the engine: each file has serial phases
         (opening it before its first batch, encoding its last row group after
         its last one) during which a file's batch workers wait. ONNX Runtime
-        scores fast enough for those phases to matter, so it scores one file
+        (and the compiled library) scores fast enough for those phases to matter, so it scores one file
         per core, each read, scored and written by one thread; scikit-learn
         scores slower and its engine is heavier in memory, so it scores one
         file at a time with a batch per core (docs/performance.md).
@@ -69,7 +69,7 @@ class Parallelism:
             batches = tuning.batch_workers
             files = cores_each(cores, batches)
         else:
-            files, batches = (cores, 1) if engine == "onnx" else (1, cores)
+            files, batches = (cores, 1) if engine in ("onnx", "compiled") else (1, cores)
         threads = tuning.predict_threads or predict_threads(files * batches, cores)
         return cls(files, batches, threads)
 

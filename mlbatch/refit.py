@@ -20,21 +20,14 @@ import pandas as pd
 from mlbatch import gates
 from mlbatch.datachecks import CheckResult
 from mlbatch.engines.scikit_learn import pipeline_scores
-from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
+from mlbatch.export.onnx_graph import OnnxExport
 from mlbatch.features import model_input
 from mlbatch.lake import Lake
+from mlbatch.probes import probe_set
 from mlbatch.profiles import build_profile
 from mlbatch.records import VALIDATED, GateResult, RefitSection, Verdict
-from mlbatch.registry import serialize_model
-from mlbatch.retraining import (
-    Candidate,
-    ChampionEvaluation,
-    build_card,
-    holdout_daily,
-    onnx_gate,
-    score_bins,
-    score_calibration,
-)
+from mlbatch.registration import compiled_gate, export_engines, onnx_gate, register_candidate
+from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, holdout_daily, score_bins, score_calibration
 from mlbatch.specs import ModelSpec
 from mlbatch.training import TrainingData, fit
 
@@ -51,7 +44,8 @@ def train_refit(data: TrainingData, spec: ModelSpec, gated: Candidate) -> Candid
     seconds = time.perf_counter() - start
     scores = pipeline_scores(pipeline, model_input(gated.holdout, spec), spec)
     log.info("refitted %s on the full window, %d rows in %.1fs", spec.name, len(data.frame), seconds)
-    return Candidate(pipeline, len(data.frame), gated.holdout, scores, gated.metrics, seconds)
+    probes = probe_set(pipeline, spec, gated.holdout)
+    return Candidate(pipeline, len(data.frame), gated.holdout, scores, gated.metrics, seconds, probes)
 
 
 def refit_card(
@@ -110,10 +104,18 @@ def refit_on_full_window(
     if not spec.training.refit_on_full_window or verdict.status != VALIDATED:
         return verdict
     refit = train_refit(data, spec, gated)
-    onnx = export_pipeline(refit.pipeline, spec, refit.holdout)
-    card = refit_card(spec, data, refit, gated, verdict.version, champion, run_id, checks, onnx)
     registry = lake.registry(spec.name)
-    version = registry.register(serialize_model(refit.pipeline), card, onnx.extra_files())
+    version = register_candidate(
+        registry,
+        spec,
+        data,
+        refit,
+        champion,
+        checks,
+        run_id,
+        exports=export_engines(refit, spec),
+        card_of=lambda onnx: refit_card(spec, data, refit, gated, verdict.version, champion, run_id, checks, onnx),
+    )
     inherited = GateResult(
         gate=GATED_FIT,
         passed=True,
@@ -125,8 +127,9 @@ def refit_on_full_window(
         gates.reload_in_fresh_process(lake.settings.as_env(), spec.name, version, refit.holdout, refit.scores),
         gates.not_degenerate(refit.scores),
         onnx_gate(registry, spec, version, refit),
+        compiled_gate(registry, spec, version, refit),
     ]
-    refit_verdict = registry.record_verdict(version, results, run_id)
+    refit_verdict = registry.record_verdict(version, [r for r in results if r is not None], run_id)
     if refit_verdict.status != VALIDATED:
         log.warning(
             "refit version %d of %s rejected (%s); the gated fit, version %d, is the one to promote",

@@ -13,7 +13,7 @@ import logging
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,12 @@ from mlbatch.datachecks import CheckResult, training_checks
 from mlbatch.engines.scikit_learn import pipeline_scores
 from mlbatch.errors import DataValidationError, IntegrityError, ParameterError
 from mlbatch.estimation import calibrate, score_bin_edges
-from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
+from mlbatch.export.onnx_graph import OnnxExport
 from mlbatch.features import model_input
-from mlbatch.gates import onnx_equivalence
 from mlbatch.metrics import daily_metric, evaluate
+from mlbatch.probes import ProbeSet, probe_set
 from mlbatch.profiles import SCORE_BINS, build_profile
-from mlbatch.records import EXPORTED, NOT_ATTEMPTED, ONNX_FILE, VALIDATED, GateResult, OnnxSection, Verdict
+from mlbatch.records import NOT_ATTEMPTED, VALIDATED, OnnxSection, Verdict
 from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec
 from mlbatch.training import DATE_COLUMN, TrainingData, fit, time_split
@@ -84,6 +84,8 @@ class Candidate:
     scores: np.ndarray
     metrics: dict[str, float]
     training_seconds: float
+    #: rows on the trees' split points and the pipeline's scores on them: the engine gates' second test
+    probes: ProbeSet | None = field(default=None, repr=False)
 
 
 def train_candidate(data: TrainingData, spec: ModelSpec) -> Candidate:
@@ -102,7 +104,7 @@ def train_candidate(data: TrainingData, spec: ModelSpec) -> Candidate:
     scores = pipeline_scores(pipeline, model_input(holdout, spec), spec)
     metrics = evaluate(spec.task, holdout[spec.target].to_numpy(), scores, spec.validation.decision_threshold)
     log.info("trained %s on %d rows in %.1fs: %s", spec.name, len(train), seconds, metrics)
-    return Candidate(pipeline, len(train), holdout, scores, metrics, seconds)
+    return Candidate(pipeline, len(train), holdout, scores, metrics, seconds, probe_set(pipeline, spec, holdout))
 
 
 @dataclass
@@ -213,18 +215,6 @@ def holdout_daily(spec: ModelSpec, candidate: Candidate) -> list[dict[str, Any]]
         spec.validation.primary_metric,
         spec.validation.decision_threshold,
     )
-
-
-def export_onnx(candidate: Candidate, spec: ModelSpec) -> OnnxExport:
-    """The candidate as an ONNX graph, or the reason it cannot be one (never raises: the run goes on)."""
-    return export_pipeline(candidate.pipeline, spec, candidate.holdout)
-
-
-def onnx_gate(registry: Registry, spec: ModelSpec, version: int, candidate: Candidate) -> GateResult:
-    """Gate (f) on the *stored* graph, checksum verified, so what passes is exactly what scoring will load."""
-    section = registry.card(version).onnx
-    model = registry.verified_file(version, ONNX_FILE) if section.status == EXPORTED else None
-    return onnx_equivalence(spec, section, model, candidate.holdout, candidate.scores)
 
 
 @dataclass(frozen=True)

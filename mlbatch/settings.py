@@ -20,7 +20,8 @@ Environment variables read (all optional):
 - ``MLBATCH_TIMEZONE``: timezone of the schedules and of logical dates.
 - ``MLBATCH_TASK_RUNNER``: where a night's files are scored, ``threads`` (default) or ``dask``;
   ``MLBATCH_DASK_ADDRESS`` an existing scheduler.
-- ``MLBATCH_ENGINE``: scoring engine, ``auto`` (ONNX when validated), ``sklearn`` or ``onnx``.
+- ``MLBATCH_ENGINE``: scoring engine, ``auto`` (the fastest validated: compiled, ONNX, scikit-learn),
+  ``compiled``, ``sklearn`` or ``onnx``.
 - ``MLBATCH_CARD_HMAC_KEY``: optional key that signs model cards; never put it in a file under version control.
 - ``MLBATCH_RETRAIN_ON_ALERT``: emit the event that triggers retraining when monitoring alerts.
 - ``MLBATCH_SERVING__*``: the web service (host, port, API key digests, capture...), docs/serving.md.
@@ -46,7 +47,7 @@ from mlbatch.errors import ConfigError
 from mlbatch.storage.base import S3Options
 
 DEFAULT_ENV_FILE = ".env"
-EngineChoice = Literal["auto", "sklearn", "onnx"]
+EngineChoice = Literal["auto", "compiled", "sklearn", "onnx"]
 ENGINES: tuple[str, ...] = get_args(EngineChoice)
 OnnxKernel = Literal["onnx-extended", "onnxruntime"]
 LogLevel = Annotated[

@@ -6,12 +6,11 @@ import datetime as dt
 
 from prefect import get_run_logger
 
-from mlbatch import gates, refit, reports, retraining
+from mlbatch import gates, refit, registration, reports, retraining
 from mlbatch.datachecks import CheckResult
 from mlbatch.errors import ConflictError, DataValidationError
 from mlbatch.lake import Lake
 from mlbatch.records import GateResult, Verdict
-from mlbatch.registry import serialize_model
 from mlbatch.retraining import Candidate, ChampionEvaluation, Decision
 from mlbatch.specs import ModelSpec
 from mlbatch.training import TrainingData, load_window
@@ -62,11 +61,10 @@ def register_candidate(
     checks: list[CheckResult],
     run_id: str,
 ) -> int:
-    """Export the ONNX graph, build the card and store the version; no retries: a retry after a lost answer
-    would claim a second version number."""
-    onnx = retraining.export_onnx(candidate, spec)
-    card = retraining.build_card(spec, data, candidate, champion, run_id, checks, onnx)
-    return lake.registry(spec.name).register(serialize_model(candidate.pipeline), card, onnx.extra_files())
+    """Export the ONNX graph (probed), compile the trees, build the card and store the version; no retries: a
+    retry after a lost answer would claim a second version number."""
+    registry = lake.registry(spec.name)
+    return registration.register_candidate(registry, spec, data, candidate, champion, checks, run_id)
 
 
 @compute_task(name="gate-absolute-floor")
@@ -97,12 +95,19 @@ def gate_throughput(spec: ModelSpec, candidate: Candidate) -> GateResult:
 
 @io_task(name="gate-onnx-equivalence", retries=1)
 def gate_onnx_equivalence(lake: Lake, spec: ModelSpec, version: int, candidate: Candidate) -> GateResult:
-    return retraining.onnx_gate(lake.registry(spec.name), spec, version, candidate)
+    return registration.onnx_gate(lake.registry(spec.name), spec, version, candidate)
+
+
+@io_task(name="gate-compiled-equivalence", retries=1)
+def gate_compiled_equivalence(lake: Lake, spec: ModelSpec, version: int, candidate: Candidate) -> GateResult | None:
+    """None when the version has no compiled library (the spec switched it off, or treelite refused the model)."""
+    return registration.compiled_gate(lake.registry(spec.name), spec, version, candidate)
 
 
 @io_task(name="record-verdict", retries=0)
-def record_verdict(lake: Lake, spec: ModelSpec, version: int, results: list[GateResult], run_id: str) -> Verdict:
-    return lake.registry(spec.name).record_verdict(version, results, run_id)
+def record_verdict(lake: Lake, spec: ModelSpec, version: int, results: list[GateResult | None], run_id: str) -> Verdict:
+    """The gates that ran (a gate with nothing to check gives None)."""
+    return lake.registry(spec.name).record_verdict(version, [r for r in results if r is not None], run_id)
 
 
 @io_task(name="refit-on-full-window", retries=0)

@@ -65,7 +65,8 @@ def moto_server(aws_env):
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """The shipped specs with ``monitoring.after_scoring`` off, so a test of scoring only scores.
+    """The shipped specs with ``monitoring.after_scoring`` and ``engines.compiled`` off, so a test of scoring only
+    scores (and a retrain does not compile the trees).
 
     The shipped specs monitor every published date (a subflow that also renders
     the HTML report); the tests of that path opt in with their own spec copy.
@@ -74,6 +75,7 @@ def models_dir(tmp_path_factory) -> Path:
     for path in sorted((REPO_ROOT / "models").glob("*.yaml")):
         spec = yaml.safe_load(path.read_text())
         spec.setdefault("monitoring", {})["after_scoring"] = False
+        spec.setdefault("engines", {})["compiled"] = False  # seconds of gcc per version; its tests opt in
         (copies / path.name).write_text(yaml.safe_dump(spec, sort_keys=False))
     return copies
 

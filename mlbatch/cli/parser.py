@@ -187,9 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an already published partition")
     p.add_argument(
         "--engine",
-        choices=["auto", "sklearn", "onnx"],
+        choices=["auto", "compiled", "sklearn", "onnx"],
         default=None,
-        help="scoring engine (default: MLBATCH_ENGINE, else auto = ONNX when the version passed its gate)",
+        help="scoring engine (default: MLBATCH_ENGINE, else auto = the fastest that passed its gate)",
     )
     p.add_argument(
         "--cores",

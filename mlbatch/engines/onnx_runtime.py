@@ -19,10 +19,20 @@ from mlbatch.specs import ModelSpec
 log = logging.getLogger(__name__)
 
 
-def onnx_feeds(features: Features, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """The graph's inputs: one ``[N, 1]`` tensor per feature, float32 numerics and object-string categoricals."""
+def onnx_feeds(features: Features, spec: ModelSpec, *, double: bool = False) -> dict[str, np.ndarray]:
+    """The graph's inputs: one ``[N, 1]`` tensor per feature, float32 (or, ``double``, float64) numerics and
+    object-string categoricals."""
     numeric = set(spec.features.numeric)
-    return {c: (v.astype(np.float32) if c in numeric else v).reshape(-1, 1) for c, v in features.items()}
+    kind = np.float64 if double else np.float32
+    return {c: (v.astype(kind, copy=False) if c in numeric else v).reshape(-1, 1) for c, v in features.items()}
+
+
+def has_double_inputs(model: bytes) -> bool:
+    """Whether the graph takes float64 numerics: the float64-threshold variant (``onnx_float64``)."""
+    import onnx
+
+    graph = onnx.load_from_string(model).graph
+    return any(v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE for v in graph.input)
 
 
 class OnnxEngine:
@@ -31,7 +41,9 @@ class OnnxEngine:
     ``threads`` bounds ONNX Runtime's intra-op pool so concurrent files do not
     oversubscribe the cores; idle pool threads sleep instead of spinning
     unless ``spinning`` is set. A one-thread session runs the tree ensemble on
-    ``kernel`` (see ``onnx_kernels``); ``kernel_used`` says which one it opened with.
+    ``kernel`` (see ``onnx_kernels``); ``kernel_used`` says which one it opened with. A graph with float64
+    inputs (the float64-threshold variant) is fed float64 and runs on ONNX Runtime's kernel, the one that
+    takes double inputs.
     """
 
     name = "onnx"
@@ -52,6 +64,7 @@ class OnnxEngine:
         self.spinning = spinning
         self.kernel = kernel  # asked for; ``kernel_used`` is what the session runs
         self.kernel_used: str | None = None
+        self.double = False  # known once the session is open
         self._session: Any = None
         self._output = ""
         self._lock = threading.Lock()  # files scored in parallel threads share one session, created once
@@ -83,7 +96,7 @@ class OnnxEngine:
     def score(self, features: Features) -> np.ndarray:
         if self._session is None:  # the lock only until the session exists, not on every batch
             self.open()
-        (result,) = self._session.run([self._output], onnx_feeds(features, self.spec))
+        (result,) = self._session.run([self._output], onnx_feeds(features, self.spec, double=self.double))
         if self.spec.task == "binary":
             return positive_scores(result, len(result))
         return np.asarray(result, dtype=np.float64).ravel()
@@ -96,7 +109,8 @@ class OnnxEngine:
         warning, to ONNX Runtime's own: a slower night beats no night.
         """
         session = None
-        if self.kernel == ONNX_EXTENDED and self.threads == 1:
+        self.double = has_double_inputs(self.model)
+        if self.kernel == ONNX_EXTENDED and self.threads == 1 and not self.double:
             try:
                 fast = fast_tree_graph(self.model)
                 if fast is not None:

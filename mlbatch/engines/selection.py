@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 
+from mlbatch.compiled import CHECKPOINT_FILE, LIBRARY_FILE, CompiledPredictor
 from mlbatch.engines.base import Engine
+from mlbatch.engines.compiled import CompiledEngine
 from mlbatch.engines.onnx_kernels import ONNX_EXTENDED
 from mlbatch.engines.onnx_runtime import OnnxEngine
 from mlbatch.engines.scikit_learn import SklearnEngine
-from mlbatch.errors import EngineError
+from mlbatch.errors import CompilerUnavailableError, EngineError, PlatformMismatchError
 from mlbatch.features import model_input
-from mlbatch.records import EXPORTED, ONNX_FILE, ModelCard, Verdict
+from mlbatch.records import ENGINE_GATES, EXPORTED, ONNX_FILE, ModelCard, Verdict
 from mlbatch.registry import Registry
 from mlbatch.settings import EngineChoice, OnnxKernel
 from mlbatch.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
-ONNX_GATE = "onnx_equivalence"
-EngineName = Literal["sklearn", "onnx"]
-ENGINE_CHOICES = ("auto", "sklearn", "onnx")
+ONNX_GATE = ENGINE_GATES["onnx"]
+COMPILED_GATE = ENGINE_GATES["compiled"]
+BUILT = "built"
+EngineName = Literal["compiled", "onnx", "sklearn"]
+ENGINE_CHOICES = ("auto", "compiled", "sklearn", "onnx")
+_LABELS = {"compiled": "compiled", "onnx": "ONNX"}
+
+
+def compiled_validated(card: ModelCard, verdict: Verdict | None) -> tuple[bool, str]:
+    """Whether a version has a compiled library that passed its equivalence gate, and why not."""
+    if card.compiled.status != BUILT:
+        return False, f"no compiled library ({card.compiled.status}: {card.compiled.reason or '—'})"
+    gate = verdict.gate(COMPILED_GATE) if verdict else None
+    if gate is None:
+        return False, "the compiled engine's equivalence gate was not run for this version"
+    if not gate.passed:
+        return False, f"the compiled engine's equivalence gate failed: {gate.detail}"
+    return True, "compiled library passed the equivalence gate"
 
 
 def onnx_validated(card: ModelCard, verdict: Verdict | None) -> tuple[bool, str]:
@@ -39,29 +57,108 @@ def onnx_validated(card: ModelCard, verdict: Verdict | None) -> tuple[bool, str]
 
 
 def resolve_engine(registry: Registry, version: int, choice: EngineChoice) -> EngineName:
-    """Which engine scores ``version``: ONNX when asked (or, under ``auto``, when validated), else scikit-learn.
+    """Which engine scores ``version``: the one asked for, or under ``auto`` the fastest that passed its gate
+    (compiled, then ONNX Runtime, then scikit-learn).
 
     Decided before the engine is built because the engine decides how the
     cores are shared (``parallel.Parallelism``), and that sets the threads the
     engine is built with.
 
     Raises:
-        EngineError: ``choice="onnx"`` and the version has no ONNX graph that passed the equivalence gate.
+        EngineError: ``choice`` is ``compiled`` or ``onnx`` and the version has no such engine that passed
+            its equivalence gate.
     """
     if choice not in ENGINE_CHOICES:
         raise EngineError(f"engine: {choice!r} is not one of {', '.join(ENGINE_CHOICES)}")
     if choice == "sklearn":
         return "sklearn"
-    ok, why = onnx_validated(registry.card(version), registry.verdict(version))
-    if ok:
-        return "onnx"
-    if choice == "onnx":
-        raise EngineError(
-            f"engine=onnx but {registry.model} version {version} has no validated ONNX model: {why}; "
-            "use engine=sklearn or auto"
-        )
-    log.info("%s v%d: scoring with scikit-learn (%s)", registry.model, version, why)
+    card, verdict = registry.card(version), registry.verdict(version)
+    why: list[str] = []
+    for name, validated in (("compiled", compiled_validated), ("onnx", onnx_validated)):
+        if choice not in ("auto", name):
+            continue
+        ok, reason = validated(card, verdict)
+        if ok:
+            return name  # type: ignore[return-value]
+        if choice == name:
+            raise EngineError(
+                f"engine={name} but {registry.model} version {version} has no validated {_LABELS[name]} model: "
+                f"{reason}; "
+                "use engine=sklearn or auto"
+            )
+        why.append(reason)
+    log.info("%s v%d: scoring with scikit-learn (%s)", registry.model, version, "; ".join(why))
     return "sklearn"
+
+
+@dataclass
+class OpenedEngine:
+    """The engine that will score, and why it is not the one ``resolve_engine`` chose (a fallback)."""
+
+    engine: Engine
+    warnings: list[str] = field(default_factory=list)
+
+
+def open_engine(
+    registry: Registry,
+    version: int,
+    spec: ModelSpec,
+    name: EngineName,
+    *,
+    threads: int | None = None,
+    kernel: OnnxKernel = ONNX_EXTENDED,
+) -> OpenedEngine:
+    """The engine ``resolve_engine`` chose, loaded from checksum-verified bytes, or its fallback with a warning.
+
+    The compiled library is loaded only when it was built for this platform; else
+    the checkpoint is compiled here when a C compiler is present; else the next
+    engine (ONNX Runtime when validated, else scikit-learn) scores, and the
+    warning says why. A file that fails its checksum never falls back.
+
+    Raises:
+        IntegrityError: a stored file does not match the card's checksum (nothing of it was loaded).
+    """
+    if name == "compiled":
+        engine, warning = _compiled(registry, version, spec, threads)
+        if engine is not None:
+            return OpenedEngine(engine, [warning] if warning else [])
+        fallback: EngineName = "onnx" if _onnx_ok(registry, version) else "sklearn"
+        log.warning("%s v%d: %s; scoring with the %s engine", registry.model, version, warning, fallback)
+        opened = open_engine(registry, version, spec, fallback, threads=threads, kernel=kernel)
+        return OpenedEngine(opened.engine, [f"{warning}; scored with the {fallback} engine instead"])
+    if name == "onnx":
+        return OpenedEngine(OnnxEngine(registry.verified_file(version, ONNX_FILE), spec, threads, kernel=kernel))
+    return OpenedEngine(SklearnEngine(registry.load(version), spec, threads))
+
+
+def _onnx_ok(registry: Registry, version: int) -> bool:
+    return onnx_validated(registry.card(version), registry.verdict(version))[0]
+
+
+def _compiled(
+    registry: Registry, version: int, spec: ModelSpec, threads: int | None
+) -> tuple[CompiledEngine | None, str | None]:
+    """The compiled engine (and a note when it had to compile the checkpoint here), or None and why not."""
+    section = registry.card(version).compiled
+    library = registry.verified_file(version, LIBRARY_FILE)  # checksum first: a tampered library is never loaded
+    pipeline = registry.load(version)
+    n_features = int(section.n_features or 0)
+    try:
+        predictor = CompiledPredictor.from_library(
+            library, spec, n_features, platform=section.platform, threads=threads
+        )
+        return CompiledEngine(pipeline, predictor, spec), None
+    except PlatformMismatchError as exc:
+        mismatch = str(exc)
+    checkpoint = registry.verified_file(version, CHECKPOINT_FILE)
+    try:
+        predictor = CompiledPredictor.from_checkpoint(
+            checkpoint, spec, n_features, float32_input=section.float32_input, threads=threads
+        )
+    except (CompilerUnavailableError, EngineError) as exc:
+        return None, f"{mismatch}, and its checkpoint cannot be compiled here ({exc})"
+    log.warning("%s v%d: %s; compiled its checkpoint on this machine", registry.model, version, mismatch)
+    return CompiledEngine(pipeline, predictor, spec), f"{mismatch}: compiled the stored checkpoint on this machine"
 
 
 def build_engine(
@@ -73,14 +170,12 @@ def build_engine(
     threads: int | None = None,
     kernel: OnnxKernel = ONNX_EXTENDED,
 ) -> Engine:
-    """The engine ``resolve_engine`` chose, loaded from checksum-verified bytes.
+    """``open_engine``'s engine, for callers that have nowhere to record a fallback's warning (it is logged).
 
     Raises:
         IntegrityError: the stored file does not match the card's checksum.
     """
-    if name == "onnx":
-        return OnnxEngine(registry.verified_file(version, ONNX_FILE), spec, threads, kernel=kernel)
-    return SklearnEngine(registry.load(version), spec, threads)
+    return open_engine(registry, version, spec, name, threads=threads, kernel=kernel).engine
 
 
 def select_engine(

@@ -43,6 +43,8 @@ class OnnxExport:
     data: bytes | None = None
     opset: dict[str, int] | None = None
     reason: str | None = None
+    variant: str | None = None  # "float32" (skl2onnx's graph) or "float64" (``onnx_float64``), once probed
+    probes: str | None = None  # how the float32 graph did on the probe rows
 
     def card_section(self) -> OnnxSection:
         """The card's ``onnx`` entry; the checksum is what the registry verifies before loading the graph."""
@@ -53,6 +55,8 @@ class OnnxExport:
             size=len(self.data) if self.data is not None else None,
             opset=self.opset,
             reason=self.reason,
+            variant=self.variant,  # type: ignore[arg-type]
+            probes=self.probes,
         )
 
     def extra_files(self) -> dict[str, bytes]:
@@ -113,6 +117,13 @@ def export_pipeline(pipeline: Any, spec: ModelSpec, sample: pd.DataFrame) -> Onn
         rewritten,
     )
     return OnnxExport(EXPORTED, data=data, opset=opset)
+
+
+def opsets_of(data: bytes) -> dict[str, int]:
+    """The opsets a serialized graph imports, as the card records them."""
+    import onnx
+
+    return {(entry.domain or "ai.onnx"): int(entry.version) for entry in onnx.load_from_string(data).opset_import}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ the identity on values that are present, a ``StandardScaler`` is inverted
 target), encoded columns become their categories.
 """
 
-from mlbatch.probes.frame import ProbeComparison, compare_engines, probe_frame
+from mlbatch.probes.frame import ProbeComparison, ProbeSet, compare_engines, probe_frame, probe_set
 from mlbatch.probes.layout import UNSEEN_CATEGORY
 
-__all__ = ["UNSEEN_CATEGORY", "ProbeComparison", "compare_engines", "probe_frame"]
+__all__ = ["UNSEEN_CATEGORY", "ProbeComparison", "ProbeSet", "compare_engines", "probe_frame", "probe_set"]

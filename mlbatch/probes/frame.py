@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlbatch.engines.scikit_learn import pipeline_scores
 from mlbatch.errors import EngineError
+from mlbatch.features import model_input
 from mlbatch.probes.layout import Layout, base_rows
 from mlbatch.probes.paths import Paths, every_value_rows
 from mlbatch.probes.trees import fitted_trees
@@ -40,6 +42,52 @@ class ProbeComparison:
             f"{self.mismatches} of {self.rows} probe rows differ by more than {self.atol:g}; "
             f"max difference {self.max_diff:.3g}{worst}"
         )
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """A candidate's probe rows and scikit-learn's scores on them, or why there are none (``reason``)."""
+
+    frame: pd.DataFrame | None
+    scores: np.ndarray | None
+    reason: str = ""
+
+    def compare(self, candidate: np.ndarray, atol: float) -> ProbeComparison:
+        """``candidate`` scores on ``frame`` against scikit-learn's (``compare_engines``)."""
+        assert self.scores is not None
+        return compare_engines(self.scores, candidate, atol)
+
+    def row(self, index: int | None) -> dict[str, Any] | None:
+        """One probe row as plain values (NaN as None), for a gate record."""
+        if self.frame is None or index is None:
+            return None
+        values = self.frame.iloc[int(index)].to_dict()
+        return {k: _plain(v) for k, v in values.items()}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value: float for numbers (None for NaN), the string for a category, None for missing."""
+    if isinstance(value, (float, np.floating, int, np.integer)) and not isinstance(value, bool):
+        return None if np.isnan(value) else float(value)
+    return None if value is None else str(value)
+
+
+def probe_set(pipeline: Any, spec: ModelSpec, base: pd.DataFrame | None = None) -> ProbeSet:
+    """``probe_frame`` and the pipeline's own scores on it; a pipeline probes cannot be built for gives none.
+
+    Never raises: a model probes do not know (a linear model has no split to sit on) or a layout that
+    surprises the tree reader (it reads scikit-learn's private structures) leaves the gates comparing on
+    holdout rows only, and they say so; a retrain is not lost to its extra check.
+    """
+    try:
+        frame = probe_frame(pipeline, spec, base=base)
+    except EngineError as exc:
+        log.info("%s: no probe rows: %s", spec.name, exc)
+        return ProbeSet(None, None, str(exc))
+    except Exception as exc:  # see docstring: any surprise in the private tree layout means no probes
+        log.warning("%s: no probe rows: %s: %s", spec.name, type(exc).__name__, exc)
+        return ProbeSet(None, None, f"{type(exc).__name__}: {exc}")
+    return ProbeSet(frame, pipeline_scores(pipeline, model_input(frame, spec), spec))
 
 
 def compare_engines(reference: np.ndarray, candidate: np.ndarray, atol: float) -> ProbeComparison:

@@ -30,9 +30,11 @@ from mlbatch.records.base import (
 from mlbatch.records.estimation import Alert, ScoreCalibration
 from mlbatch.records.monitoring import MonitoringRow
 from mlbatch.records.registry import (
+    ENGINE_GATES,
     CardData,
     CardMetrics,
     ChampionAlias,
+    CompiledSection,
     FileChecksum,
     GateResult,
     HistoryEntry,
@@ -44,6 +46,7 @@ from mlbatch.records.registry import (
 from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent
 
 __all__ = [
+    "ENGINE_GATES",
     "EXPORTED",
     "MODEL_FILE",
     "NOT_ATTEMPTED",
@@ -57,6 +60,7 @@ __all__ = [
     "CardData",
     "CardMetrics",
     "ChampionAlias",
+    "CompiledSection",
     "FileChecksum",
     "GateResult",
     "HistoryEntry",

@@ -25,13 +25,16 @@ class GateResult(Record):
     detail: str
     required: bool = Field(default=True, description="A failed gate that is not required only warns.")
     measured: dict[str, float] = Field(default_factory=dict)
+    probe_row: dict[str, Any] | None = Field(
+        default=None, description="An engine gate's worst probe row: the input values where it differed most."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _legacy_measures(cls, data: Any) -> Any:
         """Before records, measured numbers sat beside ``gate`` at the top level."""
         if isinstance(data, dict):
-            known = {"gate", "passed", "detail", "required", "measured", "schema_version"}
+            known = {"gate", "passed", "detail", "required", "measured", "probe_row", "schema_version"}
             extra = {k: v for k, v in data.items() if k not in known and isinstance(v, int | float)}
             if extra:
                 data = {k: v for k, v in data.items() if k not in extra}
@@ -44,8 +47,12 @@ class GateResult(Record):
         return not self.passed and self.required
 
 
+#: the gate that proves each engine equivalent to scikit-learn, fastest engine first
+ENGINE_GATES = {"compiled": "compiled_equivalence", "onnx": "onnx_equivalence"}
+
+
 class Verdict(Record):
-    """The gates' decision on one version, written once."""
+    """The gates' decision on one version, written once; ``engines`` lists the engines that may score it."""
 
     model: str
     version: int
@@ -53,6 +60,10 @@ class Verdict(Record):
     gates: list[GateResult] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    engines: list[str] = Field(
+        default_factory=list,
+        description="Engines whose equivalence gate passed, fastest first, then sklearn (empty: an older verdict).",
+    )
     decided_at: str | None = None
     run_id: str | None = None
     signature: str | None = Field(default=None, description="HMAC of the document, when a signing key is set.")
@@ -62,6 +73,7 @@ class Verdict(Record):
         """``validated`` only if every required gate passed; failed optional gates become warnings."""
         failed = [g for g in gates if g.blocks]
         warned = [g for g in gates if not g.passed and not g.required]
+        passed = {g.gate for g in gates if g.passed}
         return cls(
             model=model,
             version=version,
@@ -69,6 +81,7 @@ class Verdict(Record):
             gates=gates,
             reasons=[f"{g.gate}: {g.detail}" for g in failed],
             warnings=[f"{g.gate}: {g.detail}" for g in warned],
+            engines=[e for e, gate in ENGINE_GATES.items() if gate in passed] + ["sklearn"],
             decided_at=utcnow(),
             run_id=run_id,
         )
@@ -90,6 +103,28 @@ class OnnxSection(Record):
     sha256: str | None = None
     size: int | None = None
     opset: dict[str, int] | None = None
+    reason: str | None = None
+    variant: Literal["float32", "float64"] | None = Field(
+        default=None,
+        description="float32: skl2onnx's graph; float64: double thresholds and inputs, stored when the float32 "
+        "graph failed the probe rows (None: an older card, float32).",
+    )
+    probes: str | None = Field(default=None, description="How the float32 graph did on the probe rows at export.")
+
+
+class CompiledSection(Record):
+    """The card's account of the compiled engine: what the library was built for, or why there is none.
+
+    The checkpoint (portable) and the library (native code) are checksummed in ``files`` like the pickle.
+    """
+
+    status: Literal["built", "unsupported", "skipped", "not_attempted"] = NOT_ATTEMPTED
+    checkpoint: str | None = None
+    library: str | None = None
+    platform: str | None = Field(default=None, description="platform_key() of the machine that built the library.")
+    n_features: int | None = None
+    float32_input: bool = False
+    versions: dict[str, str] = Field(default_factory=dict)
     reason: str | None = None
 
 
@@ -149,6 +184,7 @@ class ModelCard(Record):
     metrics: CardMetrics = Field(default_factory=CardMetrics)
     profile: dict[str, Any] = Field(default_factory=dict)
     onnx: OnnxSection = Field(default_factory=OnnxSection)
+    compiled: CompiledSection = Field(default_factory=CompiledSection)
     refit: RefitSection | None = Field(default=None, description="Set on a refit on the full window.")
     estimation: ScoreCalibration | None = Field(
         default=None, description="Calibration of the scores for estimating performance before labels (binary)."

@@ -51,6 +51,9 @@ class Manifest(Record):
     rows_out: int
     files: list[ManifestFile] = Field(default_factory=list)
     errors: list[QuarantinedFile] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list, description="Why the engine that scored is not the one chosen (e.g. a fallback)."
+    )
     stats: dict[str, Any] = Field(default_factory=dict)
 
     @property

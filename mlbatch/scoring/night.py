@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from mlbatch.engines import Engine, build_engine, refuse_unless_it_scores, resolve_engine
+from mlbatch.engines import Engine, open_engine, refuse_unless_it_scores, resolve_engine
 from mlbatch.errors import ParameterError, RegistryError
 from mlbatch.lake import Lake
 from mlbatch.parallel import Parallelism
@@ -52,12 +52,14 @@ class Night:
     profile: dict = field(default_factory=dict)
     skip: str | None = None
     choice: str = "auto"  # the engine asked for (the engine built says which one scores)
+    warnings: list[str] = field(default_factory=list)  # why the engine is not the one chosen (the manifest's)
 
     def describe(self) -> list[str]:
         """What the night will do, for the run's log: the engine, and how the cores are shared."""
         assert self.engine is not None and self.plan is not None
         return [
             f"{self.model} v{self.version}: scoring with the {self.engine.name} engine (engine={self.choice})",
+            *self.warnings,
             self.plan.describe(len(self.files)),
         ]
 
@@ -125,9 +127,10 @@ def prepare_night(
     night.files = partition_files(lake.storage, spec, day)
     name = resolve_engine(registry, night.version, engine)
     night.plan = Parallelism.plan(lake.settings.tuning, name, dask=lake.settings.task_runner == "dask", cores=cores)
-    night.engine = build_engine(
+    opened = open_engine(
         registry, night.version, spec, name, threads=night.plan.threads, kernel=lake.settings.tuning.onnx_kernel
     )
+    night.engine, night.warnings = opened.engine, opened.warnings
     night.engine.open()
     refuse_unless_it_scores(night.engine, spec, night.version)
     night.profile = registry.card(night.version).profile
@@ -144,7 +147,7 @@ def score_night(lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_file:
         night.skip = claim.reason
         return NightResult(night, None)
     apply_memory_pool(lake.settings.tuning.memory_pool)
-    ctx = RunContext(spec.name, night.version, run_id, started.replace(microsecond=0), night.day)
+    ctx = RunContext(spec.name, night.version, run_id, started.replace(microsecond=0), night.day, tuple(night.warnings))
     with claim as lease:
         clock = time.perf_counter()
         results = score_files(lake, spec, night, ctx, on_file)

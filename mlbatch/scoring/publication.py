@@ -261,6 +261,7 @@ def publish(
         rows_out=sum(r.rows_out for r in good),
         files=[ManifestFile(**r.manifest_entry(), output=join(target, r.output_name)) for r in good],
         errors=[QuarantinedFile(input=r.input_key, reason=r.error) for r in results if r.error],
+        warnings=list(ctx.engine_warnings),
         stats=merge_stats([r.stats for r in good if r.stats]),
     )
     storage.write_json(mkey, manifest.to_json(), if_none_match=True)

@@ -41,6 +41,7 @@ class RunContext:
     run_id: str
     scored_at: dt.datetime
     day: dt.date
+    engine_warnings: tuple[str, ...] = ()  # why the engine is not the one chosen, for the manifest
 
 
 @dataclass(frozen=True)

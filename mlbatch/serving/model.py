@@ -10,8 +10,8 @@ The model a request is scored by is loaded exactly as the nightly job loads
 it: the champion read from the registry's alias, refused unless validated,
 its card's signature verified when a key is set, its file's SHA-256 checked
 against the card before it is deserialized, the engine chosen by the same
-``resolve_engine`` (ONNX Runtime when the version passed its equivalence
-gate); each request is scored by the calls the scoring job's batch step makes
+``resolve_engine`` (the fastest engine that passed its equivalence gate)
+and opened by ``open_engine``; each request is scored by the calls the scoring job's batch step makes
 (``model_input``, then ``Engine.score``, then the ``predictions_of`` decision
 rule), so a row gets the same features, score and prediction online as in a
 nightly partition. After the redesign these become ``features.model_input``
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mlbatch.engines import build_engine, predictions_of, resolve_engine
+from mlbatch.compiled import LIBRARY_FILE
+from mlbatch.engines import open_engine, predictions_of, resolve_engine
 from mlbatch.engines.onnx_kernels import ONNX_EXTENDED
 from mlbatch.errors import IntegrityError, MlbatchError, ObjectNotFoundError, ParameterError, RegistryError
 from mlbatch.features import MISSING_CATEGORY, model_input
@@ -107,6 +108,7 @@ class LoadedModel:
     passthrough: tuple[str, ...]
     _spec: ModelSpec = field(repr=False)
     _engine: Any = field(repr=False)
+    engine_warnings: tuple[str, ...] = ()  # why the engine is not the one chosen (a compiled library's fallback)
 
     @property
     def features(self) -> list[str]:
@@ -133,6 +135,7 @@ class LoadedModel:
             "name": self.model,
             "version": self.version,
             "engine": self.engine_name,
+            "engine_warnings": list(self.engine_warnings),
             "kernel": self.kernel,
             "checksum": self.checksum,
             "files": self.files,
@@ -204,7 +207,7 @@ def load_verified(
         spec: the model's spec.
         hmac_key: the card signing key (``MLBATCH_CARD_HMAC_KEY``); with it, an unsigned or re-signed card,
             verdict or champion alias is refused.
-        engine_choice: ``auto`` (ONNX Runtime when the version passed its gate), ``sklearn`` or ``onnx``.
+        engine_choice: ``auto`` (the fastest engine that passed its gate), ``compiled``, ``sklearn`` or ``onnx``.
         threads: threads per prediction; one keeps small requests from paying for a thread pool's wake-up.
         kernel: the ONNX tree kernel (``MLBATCH_ONNX_KERNEL``).
         expected: the alias as the caller read it; default: read it now.
@@ -224,7 +227,8 @@ def load_verified(
         registry.require_version(version, validated=True)
         card = registry.card(version)  # the signature, when a key is set
         name = resolve_engine(registry, version, engine_choice)
-        engine = build_engine(registry, version, spec, name, threads=threads, kernel=kernel)  # checksum, then load
+        opened = open_engine(registry, version, spec, name, threads=threads, kernel=kernel)  # checksum, then load
+        engine = opened.engine
         engine.open()
     except (IntegrityError, RegistryError, ParameterError, MlbatchError) as exc:
         raise VerificationError(f"{spec.name} version {version} refused: {exc}") from exc
@@ -234,7 +238,7 @@ def load_verified(
         version=version,
         engine_name=engine.name,
         kernel=None,
-        checksum=files.get(ONNX_FILE if engine.name == "onnx" else JOBLIB_FILE, ""),
+        checksum=files.get({"onnx": ONNX_FILE, "compiled": LIBRARY_FILE}.get(engine.name, JOBLIB_FILE), ""),
         files=files,
         promoted_at=champion.promoted_at,
         token=champion.token,
@@ -247,6 +251,7 @@ def load_verified(
         passthrough=tuple(c for c in spec.scoring.passthrough if c not in spec.id_columns),
         _spec=spec,
         _engine=engine,
+        engine_warnings=tuple(opened.warnings),
     )
     try:
         loaded.score(_warm_up_row(spec))  # a version whose engine cannot score a row is refused before it serves

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlbatch.specs.sections import (
     DatasetSpec,
+    EnginesSpec,
     EstimatorSpec,
     FeaturesSpec,
     MonitoringSpec,
@@ -51,6 +52,7 @@ class ModelSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     onnx: OnnxSpec = Field(default_factory=OnnxSpec)
+    engines: EnginesSpec = Field(default_factory=EnginesSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)

@@ -142,6 +142,16 @@ class OnnxSpec(_Strict):
     max_metric_delta: float = Field(default=1e-4, ge=0, description="Allowed change of the primary metric.")
 
 
+class EnginesSpec(_Strict):
+    """Which engines are built at registration beside the pickle and the ONNX graph.
+
+    Compiling the trees (treelite + tl2cgen, docs/engines.md) takes seconds of C compilation per version and
+    a C compiler on the training machine, so a spec that never scores with it can switch it off.
+    """
+
+    compiled: bool = Field(default=True, description="Compile a tree ensemble into a native library at registration.")
+
+
 class ScoringSpec(_Strict):
     batch_size: int | None = Field(
         default=None,

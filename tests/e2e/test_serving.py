@@ -32,12 +32,12 @@ import uvicorn
 from pydantic import SecretStr
 from tests_support import install_champion, small_retrain_lake, storage_of
 
-from mlbatch import retraining
+from mlbatch import registration, retraining
 from mlbatch.engines import build_engine, resolve_engine
 from mlbatch.monitoring.table import report_key
 from mlbatch.parallel import Parallelism
 from mlbatch.partitions import partition_files
-from mlbatch.registry import Registry, serialize_model
+from mlbatch.registry import Registry
 from mlbatch.reports import report_location
 from mlbatch.sampledata import generate_day
 from mlbatch.scoring.stream import RunContext, score_file
@@ -237,20 +237,23 @@ def test_monitoring_reports_are_served_read_only_at_the_url_the_artifact_links(s
 # ---- the same score online as in a nightly partition ----------------------------------------------------
 @pytest.fixture(scope="module")
 def gated_lake(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Settings:
-    """A lake with 30 days of data and one champion carrying an ONNX graph that passed its equivalence gate."""
+    """A lake with 30 days of data and one champion carrying an ONNX graph and a compiled library that passed
+    their equivalence gates."""
     root = tmp_path_factory.mktemp("gated")
     settings = Settings(_env_file=None, storage_root=str(root / "lake"), models_dir=root / "models")
-    small_retrain_lake(settings, root / "models", repo_root / "models" / "churn.yaml", days=30)
+    small_retrain_lake(settings, root / "models", repo_root / "models" / "churn.yaml", days=30, engines__compiled=True)
     spec = get_spec(settings.models_dir, "churn")
     storage = storage_of(settings)
     data = load_window(storage, spec, START + dt.timedelta(days=30))
     candidate = retraining.train_candidate(data, spec)
-    export = retraining.export_onnx(candidate, spec)
     evaluation = retraining.ChampionEvaluation(None, None, "test")
-    card = retraining.build_card(spec, data, candidate, evaluation, "test", [], export)
     registry = Registry(storage, spec.name)
-    version = registry.register(serialize_model(candidate.pipeline), card, export.extra_files())
-    registry.record_verdict(version, [retraining.onnx_gate(registry, spec, version, candidate)], "test")
+    version = registration.register_candidate(registry, spec, data, candidate, evaluation, [], "test")
+    gates = [
+        registration.onnx_gate(registry, spec, version, candidate),
+        registration.compiled_gate(registry, spec, version, candidate),
+    ]
+    registry.record_verdict(version, [g for g in gates if g is not None], "test")
     registry.promote(version, "test", "test")
     return settings
 
@@ -263,7 +266,7 @@ def test_online_score_equals_nightly_score(gated_lake: Settings, engine: str) ->
     registry = Registry(storage, "churn")
     version, day = registry.champion(), START + dt.timedelta(days=29)
     name = resolve_engine(registry, version, settings.engine)  # the nightly job's engine, built as it builds it
-    assert name == ("onnx" if engine == "auto" else "sklearn")
+    assert name == ("compiled" if engine == "auto" else "sklearn")
     plan = Parallelism.plan(settings.tuning, name)
     nightly_engine = build_engine(
         registry, version, spec, name, threads=plan.threads, kernel=settings.tuning.onnx_kernel

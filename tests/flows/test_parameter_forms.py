@@ -53,18 +53,21 @@ def test_every_parameter_of_every_deployment_is_plain_typed_and_described(repo_r
                 assert "empty:" in prop["description"], (where, prop)
 
 
+ENGINE_FORM = {"type": "string", "enum": ["auto", "compiled", "sklearn", "onnx"], "default": None}
+
+
 @pytest.mark.parametrize(
     ("deployment", "name", "expected"),
     [
         ("nightly-scoring", "run_date", {"type": "string", "format": "date", "default": None}),
         ("nightly-scoring", "version", {"type": "integer", "minimum": 1, "default": None}),
         ("nightly-scoring", "cores", {"type": "integer", "minimum": 1, "maximum": 1024, "default": None}),
-        ("nightly-scoring", "engine", {"type": "string", "enum": ["auto", "sklearn", "onnx"], "default": None}),
+        ("nightly-scoring", "engine", ENGINE_FORM),
         ("retrain", "as_of", {"type": "string", "format": "date", "default": None}),
         ("retrain", "window_days", {"type": "integer", "minimum": 2, "maximum": 3660, "default": None}),
         ("backfill-scoring", "start", {"type": "string", "format": "date"}),
         ("backfill-scoring", "max_parallel", {"type": "integer", "minimum": 1, "maximum": 64, "default": 4}),
-        ("backfill-scoring", "engine", {"type": "string", "enum": ["auto", "sklearn", "onnx"], "default": None}),
+        ("backfill-scoring", "engine", ENGINE_FORM),
         ("backfill-scoring", "cores", {"type": "integer", "minimum": 1, "maximum": 1024, "default": None}),
         ("monitor", "end", {"type": "string", "format": "date", "default": None}),
         ("promote-model", "version", {"type": "integer", "minimum": 1}),

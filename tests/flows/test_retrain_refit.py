@@ -16,6 +16,7 @@ from flows.score import score
 from mlbatch import refit, scoring
 from mlbatch.export.onnx_graph import OnnxExport
 from mlbatch.records import UNSUPPORTED
+from mlbatch.registration import SKIPPED, CompiledBuild, EngineExports
 from mlbatch.registry import REJECTED, VALIDATED, Registry
 from mlbatch.sampledata import SampleConfig, generate_day, write_sample
 from mlbatch.specs import load_spec
@@ -100,7 +101,8 @@ def _scores_not_what_is_stored(monkeypatch):
 
 def _no_onnx_graph(monkeypatch):
     """The refit cannot be exported, and the spec requires ONNX: the equivalence gate must reject it."""
-    monkeypatch.setattr(refit, "export_pipeline", lambda *a: OnnxExport(UNSUPPORTED, reason="converter broke"))
+    broken = EngineExports(OnnxExport(UNSUPPORTED, reason="converter broke"), CompiledBuild(SKIPPED))
+    monkeypatch.setattr(refit, "export_engines", lambda *a: broken)
     return "onnx_equivalence", {"onnx__required": True}
 
 

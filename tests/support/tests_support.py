@@ -10,6 +10,9 @@ import yaml
 
 #: scoring tests score only; the tests of monitoring after scoring pass ``monitoring__after_scoring=True``
 NO_MONITORING = {"monitoring__after_scoring": False}
+#: compiling the trees costs seconds of gcc per registered version: the tests of the compiled engine opt in
+#: with ``engines__compiled=True``
+NO_COMPILING = {"engines__compiled": False}
 
 
 def small_spec(src: Path, dst: Path, **overrides: Any) -> Path:
@@ -17,10 +20,11 @@ def small_spec(src: Path, dst: Path, **overrides: Any) -> Path:
 
     Keys are looked up in the ``training``, ``validation`` and ``estimator.params`` sections; a key
     given as ``section__key`` (e.g. ``monitoring__psi_alert``) goes to that section. Monitoring after
-    scoring is off unless ``monitoring__after_scoring=True``: a test of scoring only scores.
+    scoring is off unless ``monitoring__after_scoring=True``: a test of scoring only scores; the trees are
+    not compiled unless ``engines__compiled=True``.
     """
     spec = yaml.safe_load(Path(src).read_text())
-    for key, value in {**NO_MONITORING, **overrides}.items():
+    for key, value in {**NO_MONITORING, **NO_COMPILING, **overrides}.items():
         if "__" in key:
             section, name = key.split("__", 1)
             spec.setdefault(section, {})[name] = value

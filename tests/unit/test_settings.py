@@ -148,7 +148,7 @@ def test_a_named_env_file_that_does_not_exist_is_an_error(tmp_path: Path, monkey
         ("MLBATCH_TUNING__MAX_WORKERS", "many", "valid integer"),
         ("MLBATCH_TASK_RUNNER", "spark", "'threads' or 'dask'"),
         ("MLBATCH_RETRAIN_ON_ALERT", "perhaps", "valid boolean"),
-        ("MLBATCH_ENGINE", "bogus", "'auto', 'sklearn' or 'onnx'"),
+        ("MLBATCH_ENGINE", "bogus", "'auto', 'compiled', 'sklearn' or 'onnx'"),
         ("MLBATCH_LOG_LEVEL", "LOUD", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         ("MLBATCH_TIMEZONE", "Mars/Base", "unknown timezone; expected an IANA name"),
     ],

@@ -53,7 +53,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "unknown top-level key",
         lambda raw: raw.__setitem__("colour", "red"),
-        "colour: unknown key; expected one of dataset, description, estimator",
+        "colour: unknown key; expected one of dataset, description, engines, estimator",
     ),
     (
         "unknown nested key",
