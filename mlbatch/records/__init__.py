@@ -32,6 +32,7 @@ from mlbatch.records.registry import (
     CardData,
     CardMetrics,
     ChampionAlias,
+    FeatureImportance,
     FileChecksum,
     GateResult,
     HistoryEntry,
@@ -40,7 +41,7 @@ from mlbatch.records.registry import (
     RefitSection,
     Verdict,
 )
-from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent
+from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QualityFinding, QuarantinedFile, ReplaceIntent
 
 __all__ = [
     "EXPORTED",
@@ -55,6 +56,7 @@ __all__ = [
     "CardData",
     "CardMetrics",
     "ChampionAlias",
+    "FeatureImportance",
     "FileChecksum",
     "GateResult",
     "HistoryEntry",
@@ -64,6 +66,7 @@ __all__ = [
     "ModelCard",
     "MonitoringRow",
     "OnnxSection",
+    "QualityFinding",
     "QuarantinedFile",
     "Record",
     "RefitSection",
