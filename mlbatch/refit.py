@@ -15,18 +15,22 @@ import datetime as dt
 import logging
 import time
 
-import pandas as pd
-
 from mlbatch import gates
 from mlbatch.datachecks import CheckResult
 from mlbatch.engines.scikit_learn import pipeline_scores
 from mlbatch.export.onnx_graph import OnnxExport, export_pipeline
 from mlbatch.features import model_input
 from mlbatch.lake import Lake
-from mlbatch.profiles import build_profile
 from mlbatch.records import VALIDATED, GateResult, RefitSection, Verdict
 from mlbatch.registry import serialize_model
-from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, holdout_daily, onnx_gate
+from mlbatch.retraining import (
+    Candidate,
+    ChampionEvaluation,
+    build_card,
+    holdout_daily,
+    onnx_gate,
+    reference_profile,
+)
 from mlbatch.specs import ModelSpec
 from mlbatch.training import TrainingData, fit
 
@@ -43,7 +47,7 @@ def train_refit(data: TrainingData, spec: ModelSpec, gated: Candidate) -> Candid
     seconds = time.perf_counter() - start
     scores = pipeline_scores(pipeline, model_input(gated.holdout, spec), spec)
     log.info("refitted %s on the full window, %d rows in %.1fs", spec.name, len(data.frame), seconds)
-    return Candidate(pipeline, len(data.frame), gated.holdout, scores, gated.metrics, seconds)
+    return Candidate(pipeline, len(data.frame), gated.holdout, scores, gated.metrics, seconds, gated.importance)
 
 
 def refit_card(
@@ -66,10 +70,7 @@ def refit_card(
     holdout_start = data.as_of - dt.timedelta(days=spec.training.holdout_days)
     card["data"].update(holdout_days=0, rows_train=len(data.frame), rows_holdout=0)
     card["metrics"]["holdout_daily"] = holdout_daily(spec, gated)  # out of sample, like the metrics beside it
-    card["profile"] = {
-        "features": build_profile(data.frame, spec.features.numeric, spec.features.categorical),
-        "score": build_profile(pd.DataFrame({"score": gated.scores}), ["score"], [])["score"],
-    }
+    card["profile"] = reference_profile(spec, data.frame, gated.holdout, gated.scores)
     card["refit"] = RefitSection(
         gated_version=gated_version,
         holdout_start=holdout_start.isoformat(),
