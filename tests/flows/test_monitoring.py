@@ -9,6 +9,7 @@ harness). The alert event is observed through Prefect's own events API.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import time
@@ -438,14 +439,19 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
         assert len(joined) == 800
         assert primary[day] == pytest.approx(roc_auc_score(joined["churned"], joined["score"]), rel=1e-12)
 
-    # the report: one plot per drifted feature (and none for the others), plus score and realized plots
+    # the report: the status line first, then the charts, each with its data: performance against the version's
+    # holdout, the top drifting features ranked by the card's importance, score PSI and the version's own bins
     report_key = result["report"].removeprefix(storage.root_uri + "/")
     page = storage.read_bytes(report_key).decode()
-    plotted = re.findall(r'<img alt="PSI of [^"]+ over time" data-feature="([^"]+)"', page)
+    assert page.split("<body>", 1)[1].startswith("<p id='status' class='status alert'>ALERT: ")
+    drift = json.loads(re.search(r'id="data-drift">(.*?)</script>', page, re.S).group(1))
+    plotted = [f["feature"] for f in drift["features"]]
     flagged = set(table[(table["metric"] == "psi") & table["verdict"].isin([WARN, ALERT])]["feature"]) - {SCORE}
-    assert sorted(plotted) == sorted(flagged) and set(plotted) >= DRIFTED
-    assert 'data-plot="score"' in page and 'data-plot="realized"' in page
-    assert page.count("data:image/png;base64,") == len(plotted) + 3
+    importance = Registry(storage, "churn").card(version).importance.values
+    assert plotted == sorted(flagged, key=lambda f: -importance[f])[:5] and set(plotted) <= flagged
+    for plot in ("performance", "drift", "score-psi", f"score-v{version}"):
+        assert f'data-plot="{plot}"' in page and f'id="data-{plot}"' in page, plot
+    assert page.count("data:image/png;base64,") == 4
 
     # the alert reached Prefect as an event naming the model and why
     assert result["alerts"] and "mlbatch.model.alert" in result["events"]
