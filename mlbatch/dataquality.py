@@ -46,8 +46,8 @@ def findings(spec: ModelSpec, stats: dict[str, Any], reference: dict[str, Any]) 
         return out
     for feature in spec.features.all:
         ref = reference.get(feature)
-        if ref is None:
-            continue
+        if ref is None or feature not in stats.get("nulls", {}):
+            continue  # a column the reference or the day's counts lack (e.g. excluded from capture)
         nulls = int(stats.get("nulls", {}).get(feature, 0))
         ref_null = float(ref.get("null_rate") or 0.0)
         checks = [(NULL_SHARE, nulls / rows, ref_null, limits.null_excess_alert, rows)]

@@ -94,8 +94,8 @@ def drift_rows(
     rows = []
     features = profile.get("features", {})
     for feature in spec.features.all:
-        if feature not in features:
-            continue
+        if feature not in features or feature not in stats.get("nulls", {}):
+            continue  # a column the reference or the day's counts lack (e.g. excluded from capture)
         reference = features[feature]
         natural = float(reference.get("daily_drift", {}).get(spec.monitoring.drift_of(feature).method) or 0.0)
         if reference_stats and reference_stats.get("rows"):

@@ -113,7 +113,10 @@ def test_each_feature_is_measured_by_the_method_the_spec_gives_it(churn_spec):
         drift_method="jensen_shannon",
         drift={"a": FeatureDriftSpec(method="wasserstein", alert=0.5)},
     )
-    stats = {"numeric": {c: _counts(np.random.default_rng(5).normal(size=2_000)) for c in "abc"}, "nulls": {}}
+    stats = {
+        "numeric": {c: _counts(np.random.default_rng(5).normal(size=2_000)) for c in "abc"},
+        "nulls": dict.fromkeys("abc", 0),
+    }
     rows = drift_rows(spec, DAY, 1, stats, {"features": dict.fromkeys("abc", REFERENCE)})
     metrics = {r.feature: r.metric for r in rows}
     assert metrics == {"a": "wasserstein", "b": "jensen_shannon", "c": "jensen_shannon", DATASET: "drifted_share"}
@@ -128,7 +131,11 @@ def test_calendar_features_are_recorded_never_alerted_and_left_out_of_dataset_dr
     rows = {
         r.feature: r
         for r in drift_rows(
-            spec, DAY, 1, stats | {"nulls": {}}, {"features": {"day_of_week": REFERENCE, "x": REFERENCE}}
+            spec,
+            DAY,
+            1,
+            stats | {"nulls": {"day_of_week": 0, "x": 0}},
+            {"features": {"day_of_week": REFERENCE, "x": REFERENCE}},
         )
     }
     assert rows["day_of_week"].value > 1 and rows["day_of_week"].verdict == INFO
@@ -140,7 +147,7 @@ def test_dataset_drift_is_the_importance_weighted_share_of_drifted_features(chur
     spec = _spec(churn_spec, ["minor", "major", "steady"], drift_share=0.5)
     rng = np.random.default_rng(7)
     same = _counts(rng.normal(size=2_000))
-    stats = {"nulls": {}}
+    stats = {"nulls": dict.fromkeys(["minor", "major", "steady"], 0)}
     profile = {"features": dict.fromkeys(["minor", "major", "steady"], REFERENCE)}
 
     def dataset(drifting: str, importance: FeatureImportance | None):
@@ -163,7 +170,7 @@ def test_a_trailing_reference_compares_with_earlier_days_counts_in_the_cards_bin
     spec = _spec(churn_spec, ["x"], reference="trailing")
     rng = np.random.default_rng(8)
     shifted = _counts(rng.normal(2, size=3_000))
-    today = {"numeric": {"x": _counts(rng.normal(2, size=3_000))}, "nulls": {}, "rows": 3_000}
+    today = {"numeric": {"x": _counts(rng.normal(2, size=3_000))}, "nulls": {"x": 0}, "rows": 3_000}
     earlier = {"numeric": {"x": shifted}, "nulls": {"x": 0}, "rows": 3_000}
     against_card = drift_rows(spec, DAY, 1, today, {"features": {"x": REFERENCE}})
     against_days = drift_rows(spec, DAY, 1, today, {"features": {"x": REFERENCE}}, reference_stats=earlier)
