@@ -308,7 +308,11 @@ def row_reason(row) -> str:
 def test_dataset_drift_needs_the_spec_share_of_alerting_features(churn_spec):
     reference = {"features": {c: numeric_profile(np.arange(100.0)) for c in ("a", "b", "c", "d")}}
     shifted, same = [0] * 9 + [100], [10] * 10  # ten decile bins: all rows in the top one vs spread evenly
-    stats = {"numeric": {"a": shifted, "b": shifted, "c": same, "d": same}, "nulls": {}, "score": []}
+    stats = {
+        "numeric": {"a": shifted, "b": shifted, "c": same, "d": same},
+        "nulls": dict.fromkeys("abcd", 0),
+        "score": [],
+    }
     spec = churn_spec.model_copy(
         update={"features": churn_spec.features.model_copy(update={"numeric": ["a", "b", "c", "d"], "categorical": []})}
     )
