@@ -34,8 +34,12 @@ def numeric_profile(values: np.ndarray) -> dict[str, Any]:
         "edges": edges.tolist(),
         "shares": (counts / max(finite.size, 1)).tolist(),
         "null_rate": float(1 - finite.size / max(x.size, 1)),
+        "rows": int(x.size),  # the reference's own sampling error: drift's chance allowance counts it
         "mean": float(finite.mean()) if finite.size else None,
         "std": float(finite.std()) if finite.size else None,
+        # the range seen in training: scoring counts the values outside it (data quality's out-of-range share)
+        "min": float(finite.min()) if finite.size else None,
+        "max": float(finite.max()) if finite.size else None,
     }
 
 
@@ -63,6 +67,7 @@ def categorical_profile(values: pd.Series) -> dict[str, Any]:
         "kind": "categorical",
         "shares": shares,
         "null_rate": float(values.isna().mean()) if len(values) else 0.0,
+        "rows": len(values),
     }
 
 
@@ -143,6 +148,13 @@ class ProfileAccumulator:
         self.bin_edges = np.asarray(reference.get(SCORE_BINS, {}).get("edges", []), dtype=float)
         self.score_bins = np.zeros(len(self.bin_edges) + 1, dtype=np.int64) if len(self.bin_edges) else None
         self._edges = {col: np.asarray(self.features[col]["edges"], dtype=float) for col in self.numeric}
+        #: cards written before the profile kept min and max have no range to count against
+        self._ranges = {
+            col: (float(self.features[col]["min"]), float(self.features[col]["max"]))
+            for col in self.numeric
+            if self.features[col].get("min") is not None and self.features[col].get("max") is not None
+        }
+        self.out_of_range: dict[str, int] = dict.fromkeys(self._ranges, 0)
 
     def update(self, columns: Mapping[str, Any] | pd.DataFrame, scores: np.ndarray) -> int:
         """Add one batch; returns its rows whose category the reference never saw (the manifest's unseen count).
@@ -156,9 +168,13 @@ class ProfileAccumulator:
         """
         self.rows += len(scores)
         for col, counts in self.numeric.items():
-            binned, nulls = bin_counts(self._edges[col], np.asarray(columns[col], dtype=float))
+            values = np.asarray(columns[col], dtype=float)
+            binned, nulls = bin_counts(self._edges[col], values)
             counts += binned
             self.nulls[col] += nulls
+            if col in self._ranges:
+                low, high = self._ranges[col]
+                self.out_of_range[col] += int(np.count_nonzero(values < low) + np.count_nonzero(values > high))
         unseen = 0
         for col, counts in self.categorical.items():
             batch, nulls = category_counts(columns[col])
@@ -178,6 +194,7 @@ class ProfileAccumulator:
             "numeric": {c: v.tolist() for c, v in self.numeric.items()},
             "categorical": self.categorical,
             "nulls": self.nulls,
+            "out_of_range": self.out_of_range,
             "score": self.score.tolist(),
             **({SCORE_BINS: self.score_bins.tolist()} if self.score_bins is not None else {}),
         }
@@ -196,6 +213,9 @@ class ProfileAccumulator:
                     merged[key] = merged.get(key, 0) + n
             for col, n in part["nulls"].items():
                 out["nulls"][col] = out["nulls"].get(col, 0) + n
+            for col, n in part.get("out_of_range", {}).items():
+                ranges = out.setdefault("out_of_range", {})
+                ranges[col] = ranges.get(col, 0) + n
             out["score"] = _add(out["score"], part["score"])
             if SCORE_BINS in part:
                 out[SCORE_BINS] = _add(out.get(SCORE_BINS, []), part[SCORE_BINS])

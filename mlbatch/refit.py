@@ -15,8 +15,6 @@ import datetime as dt
 import logging
 import time
 
-import pandas as pd
-
 from mlbatch import gates
 from mlbatch.datachecks import CheckResult
 from mlbatch.engines.scikit_learn import pipeline_scores
@@ -24,10 +22,17 @@ from mlbatch.export.onnx_graph import OnnxExport
 from mlbatch.features import model_input
 from mlbatch.lake import Lake
 from mlbatch.probes import probe_set
-from mlbatch.profiles import build_profile
 from mlbatch.records import VALIDATED, GateResult, RefitSection, Verdict
 from mlbatch.registration import compiled_gate, export_engines, onnx_gate, register_candidate
-from mlbatch.retraining import Candidate, ChampionEvaluation, build_card, holdout_daily, score_bins, score_calibration
+from mlbatch.retraining import (
+    Candidate,
+    ChampionEvaluation,
+    build_card,
+    holdout_daily,
+    reference_profile,
+    score_bins,
+    score_calibration,
+)
 from mlbatch.specs import ModelSpec
 from mlbatch.training import TrainingData, fit
 
@@ -45,7 +50,16 @@ def train_refit(data: TrainingData, spec: ModelSpec, gated: Candidate) -> Candid
     scores = pipeline_scores(pipeline, model_input(gated.holdout, spec), spec)
     log.info("refitted %s on the full window, %d rows in %.1fs", spec.name, len(data.frame), seconds)
     probes = probe_set(pipeline, spec, gated.holdout)
-    return Candidate(pipeline, len(data.frame), gated.holdout, scores, gated.metrics, seconds, probes)
+    return Candidate(
+        pipeline,
+        len(data.frame),
+        gated.holdout,
+        scores,
+        gated.metrics,
+        seconds,
+        probes=probes,
+        importance=gated.importance,
+    )
 
 
 def refit_card(
@@ -68,11 +82,7 @@ def refit_card(
     holdout_start = data.as_of - dt.timedelta(days=spec.training.holdout_days)
     card["data"].update(holdout_days=0, rows_train=len(data.frame), rows_holdout=0)
     card["metrics"]["holdout_daily"] = holdout_daily(spec, gated)  # out of sample, like the metrics beside it
-    card["profile"] = {
-        "features": build_profile(data.frame, spec.features.numeric, spec.features.categorical),
-        "score": build_profile(pd.DataFrame({"score": gated.scores}), ["score"], [])["score"],
-        **score_bins(spec, gated),
-    }
+    card["profile"] = {**reference_profile(spec, data.frame, gated.holdout, gated.scores), **score_bins(spec, gated)}
     card["estimation"] = score_calibration(spec, gated)  # the refit has no holdout of its own to calibrate on
     card["refit"] = RefitSection(
         gated_version=gated_version,

@@ -10,9 +10,11 @@ import datetime as dt
 import math
 from typing import Any
 
-from mlbatch.monitoring.checks import DATASET, SCORE, DayResult
+from mlbatch.monitoring.checks import DATASET, SCORE, DayResult, summarize
 from mlbatch.monitoring.drift import ALERT
 from mlbatch.monitoring.performance import ESTIMATED, REALIZED
+from mlbatch.monitoring.quality import QUALITY_METRICS
+from mlbatch.monitoring.summary import DRIFT_METRICS, PSEUDO, grouped_alerts, status_line
 from mlbatch.records import HistoryEntry, Manifest, ModelCard, Verdict
 from mlbatch.specs import ModelSpec
 
@@ -79,6 +81,7 @@ def scoring_markdown(model: str, day: dt.date, manifest: Manifest, rate: float, 
         f"- output: `{output}`",
     ]
     lines += [f"  - {err.input}: {err.reason}" for err in manifest.errors]
+    lines.append(f"- data quality: {'; '.join(f'{q.verdict}: {q.describe()}' for q in manifest.quality) or 'ok'}")
     return "\n".join(lines)
 
 
@@ -113,29 +116,48 @@ def _performance(day: DayResult, signal: str, metric: str, missing: str) -> str:
 def monitoring_markdown(
     spec: ModelSpec, days: list[DayResult], reasons: list[str], report_uri: str | None, event: str
 ) -> str:
-    """Per date: the worst verdict of each kind, so a person sees at a glance which day went wrong."""
+    """The status line and headline figures first, then per date the worst verdict of each kind."""
+    history = summarize(days)
+    alerts = grouped_alerts(spec, history)
+    primary = spec.validation.primary_metric
+    realized = history[(history["feature"] == REALIZED) & (history["metric"] == primary)]["value"]
+    quality = history[history["metric"].isin(QUALITY_METRICS) & (history["verdict"] == ALERT)]
     lines = [
         f"# Monitoring {spec.name}",
         "",
+        f"**{status_line(spec, history, alerts)}**",
+        "",
+        f"- dates monitored: {history['date'].nunique() if not history.empty else 0}",
+        f"- mean realized {primary}: {_fmt(float(realized.mean())) if len(realized) else '—'} "
+        f"({len(realized)} labelled days)",
+        f"- data-quality alerts: {len(quality)} (feature-days)",
         f"- report: {report_uri or '—'}",
         f"- alert event: {event}",
         "",
         "| date | version | estimated AUC (window) | realized (window) | drifting features (alert) | dataset drift "
-        "| score PSI | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "| score PSI | data quality | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    primary = spec.validation.primary_metric
     for d in days:
-        feats = [r.feature for r in d.rows if r.metric == "psi" and r.feature != SCORE and r.verdict == ALERT]
+        feats = [
+            r.feature for r in d.rows if r.metric in DRIFT_METRICS and r.feature not in PSEUDO and r.verdict == ALERT
+        ]
+        bad = [
+            f"{r.feature} {r.metric} {r.value:.0%}"
+            for r in d.rows
+            if r.metric in QUALITY_METRICS and r.verdict == ALERT
+        ]
         dataset = next((r for r in d.rows if r.feature == DATASET), None)
         score = next((r for r in d.rows if r.feature == SCORE), None)
         lines.append(
             f"| {d.date} | {d.model_version or '—'} | {_performance(d, ESTIMATED, 'roc_auc', 'no score bins')} | "
             f"{_performance(d, REALIZED, primary, 'no labels')} | {', '.join(feats) or '—'} | "
             f"{f'{dataset.value:.0%} {dataset.verdict}' if dataset else '—'} | "
-            f"{f'{score.value:.3f} {score.verdict}' if score else '—'} | {d.note or ''} |"
+            f"{f'{score.value:.3f} {score.verdict}' if score else '—'} | {', '.join(bad) or '—'} | {d.note or ''} |"
         )
-    lines += ["", "## Alerts", ""] + ([f"- {r}" for r in reasons] or ["- none"])
+    lines += ["", "## Alerts", ""] + ([f"- {a.text}" for a in alerts] or ["- none"])
+    if reasons:
+        lines += ["", "## Asking for a retrain", "", *[f"- {r}" for r in reasons]]
     unreadable = [f"- {d.date}: {problem}" for d in days for problem in d.unreadable]
     if unreadable:
         lines += ["", "## Unreadable input files (skipped)", "", *unreadable]

@@ -27,10 +27,18 @@ from mlbatch.errors import DataValidationError, IntegrityError, ParameterError
 from mlbatch.estimation import calibrate, score_bin_edges
 from mlbatch.export.onnx_graph import OnnxExport
 from mlbatch.features import model_input
+from mlbatch.importance import permutation_importance_of
 from mlbatch.metrics import daily_metric, evaluate
+from mlbatch.monitoring.diagnosis import daily_drift, daily_score_drift
 from mlbatch.probes import ProbeSet, probe_set
 from mlbatch.profiles import SCORE_BINS, build_profile
-from mlbatch.records import NOT_ATTEMPTED, VALIDATED, OnnxSection, Verdict
+from mlbatch.records import (
+    NOT_ATTEMPTED,
+    VALIDATED,
+    FeatureImportance,
+    OnnxSection,
+    Verdict,
+)
 from mlbatch.registry import Registry
 from mlbatch.specs import ModelSpec
 from mlbatch.training import DATE_COLUMN, TrainingData, fit, time_split
@@ -86,6 +94,8 @@ class Candidate:
     training_seconds: float
     #: rows on the trees' split points and the pipeline's scores on them: the engine gates' second test
     probes: ProbeSet | None = field(default=None, repr=False)
+    #: permutation importance on the holdout; a refit carries its gated fit's (it has no holdout of its own)
+    importance: FeatureImportance | None = None
 
 
 def train_candidate(data: TrainingData, spec: ModelSpec) -> Candidate:
@@ -104,7 +114,9 @@ def train_candidate(data: TrainingData, spec: ModelSpec) -> Candidate:
     scores = pipeline_scores(pipeline, model_input(holdout, spec), spec)
     metrics = evaluate(spec.task, holdout[spec.target].to_numpy(), scores, spec.validation.decision_threshold)
     log.info("trained %s on %d rows in %.1fs: %s", spec.name, len(train), seconds, metrics)
-    return Candidate(pipeline, len(train), holdout, scores, metrics, seconds, probe_set(pipeline, spec, holdout))
+    importance = permutation_importance_of(pipeline, holdout, spec)
+    probes = probe_set(pipeline, spec, holdout)
+    return Candidate(pipeline, len(train), holdout, scores, metrics, seconds, probes=probes, importance=importance)
 
 
 @dataclass
@@ -169,10 +181,10 @@ def build_card(
             "champion_version": champion.version,
         },
         "profile": {
-            "features": build_profile(train, spec.features.numeric, spec.features.categorical),
-            "score": build_profile(pd.DataFrame({"score": candidate.scores}), ["score"], [])["score"],
+            **reference_profile(spec, train, candidate.holdout, candidate.scores),
             **score_bins(spec, candidate),
         },
+        "importance": candidate.importance.model_dump() if candidate.importance is not None else None,
         "onnx": (onnx.card_section() if onnx is not None else OnnxSection(status=NOT_ATTEMPTED)).model_dump(),
         "estimation": score_calibration(spec, candidate),
     }
@@ -197,6 +209,25 @@ def score_calibration(spec: ModelSpec, candidate: Candidate) -> dict[str, Any] |
         bins[SCORE_BINS]["edges"],
         spec.validation.decision_threshold,
     ).model_dump()
+
+
+def reference_profile(
+    spec: ModelSpec, frame: pd.DataFrame, holdout: pd.DataFrame, scores: np.ndarray
+) -> dict[str, Any]:
+    """The card's reference profile: the features of ``frame`` and the holdout's scores, each with its daily drift.
+
+    ``daily_drift`` is the largest drift one day of the data showed against the profile itself
+    (``monitoring.diagnosis.daily_drift``): a day-level reading (the weather) is one draw per day, so a stable
+    scored day differs from the many-day reference by about that much, and monitoring alerts only beyond it.
+    """
+    features = build_profile(frame, spec.features.numeric, spec.features.categorical)
+    if DATE_COLUMN in frame:
+        for feature, drift in daily_drift(spec, frame, frame[DATE_COLUMN].to_numpy(), features).items():
+            features[feature]["daily_drift"] = drift
+    score = build_profile(pd.DataFrame({"score": scores}), ["score"], [])["score"]
+    if DATE_COLUMN in holdout and len(holdout) == len(scores):
+        score["daily_drift"] = {"psi": daily_score_drift(scores, holdout[DATE_COLUMN].to_numpy(), score)}
+    return {"features": features, "score": score}
 
 
 def holdout_daily(spec: ModelSpec, candidate: Candidate) -> list[dict[str, Any]]:

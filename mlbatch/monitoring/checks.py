@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,18 +25,20 @@ import pyarrow as pa
 from mlbatch.errors import MonitoringError
 from mlbatch.metrics import auc_standard_error, evaluate
 from mlbatch.monitoring.captures import captured_day
+from mlbatch.monitoring.diagnosis import drift_rows, trailing_reference
 from mlbatch.monitoring.drift import (
     ALERT,
+    DATASET,
     INFO,
+    MODEL,
     OK,
-    WARN,
+    REALIZED,
+    SCORE,
     Distribution,
-    feature_distribution,
-    psi,
     score_distribution,
-    verdict,
 )
-from mlbatch.monitoring.performance import REALIZED, estimated_rows
+from mlbatch.monitoring.performance import estimated_rows
+from mlbatch.monitoring.quality import quality_rows
 from mlbatch.parameters import CAPTURES, PREDICTIONS, MonitoredSource
 from mlbatch.partitions import partition_name
 from mlbatch.records import Manifest, ModelCard
@@ -49,8 +50,7 @@ from mlbatch.storage import Storage, join
 
 log = logging.getLogger(__name__)
 
-#: pseudo-features for the rows that are not about one input column
-SCORE, DATASET, MODEL = "_score", "_dataset", "_model"
+__all__ = ["DATASET", "MODEL", "REALIZED", "SCORE", "DayResult", "drift_rows", "monitor_date"]
 
 
 @dataclass
@@ -64,48 +64,12 @@ class DayResult:
     note: str = ""
     #: input (label) files that are not readable Parquet: skipped and named, as scoring quarantines them
     unreadable: list[str] = field(default_factory=list)
+    #: the scoring version's permutation importance per feature (the report ranks drift by it)
+    importance: dict[str, float] = field(default_factory=dict)
 
     @property
     def alerts(self) -> list[Row]:
         return [r for r in self.rows if r.verdict == ALERT]
-
-
-# ---- drift ---------------------------------------------------------------------------------------------
-def drift_rows(
-    spec: ModelSpec, day: dt.date, version: int, stats: dict[str, Any], profile: dict[str, Any]
-) -> list[Row]:
-    """PSI per feature and of the score, plus the dataset-drift row (share of alerting features)."""
-    m = spec.monitoring
-    rows = []
-    features = profile.get("features", {})
-    for feature in spec.features.all:
-        if feature not in features or not counted(stats, feature, features[feature]):
-            continue  # a column the reference or the day's counts lack (e.g. excluded from capture)
-        value = psi_of(feature_distribution(features[feature], stats, feature))
-        if feature in m.unjudged_features:
-            rows.append(Row.of(day, version, feature, "psi", value, math.nan, INFO))
-        else:
-            rows.append(
-                Row.of(day, version, feature, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert))
-            )
-    judged = [r for r in rows if r.verdict != INFO]
-    if judged:
-        share = sum(r.verdict == ALERT for r in judged) / len(judged)
-        state = ALERT if share >= m.drift_share else WARN if share > 0 else OK
-        rows.append(Row.of(day, version, DATASET, "drifted_share", share, m.drift_share, state))
-    if profile.get("score") and stats.get("score"):
-        value = psi_of(score_distribution(profile["score"], stats))
-        rows.append(Row.of(day, version, SCORE, "psi", value, m.psi_alert, verdict(value, m.psi_warn, m.psi_alert)))
-    return rows
-
-
-def counted(stats: dict[str, Any], feature: str, reference: dict[str, Any]) -> bool:
-    """Whether the day's counts hold ``feature`` (a captured day lacks the columns excluded from capture)."""
-    return feature in stats.get("numeric" if reference["kind"] == "numeric" else "categorical", {})
-
-
-def psi_of(distribution: Distribution) -> float:
-    return psi(distribution.expected, distribution.actual)
 
 
 # ---- realized performance ------------------------------------------------------------------------------
@@ -243,7 +207,10 @@ def monitor_date(
     profile = card.profile
     stats = manifest.stats
     if stats and profile:
-        result.rows += drift_rows(spec, day, version, stats, profile)
+        reference = trailing_reference(storage, spec, day, version)
+        result.rows += drift_rows(spec, day, version, stats, profile, card.importance, reference)
+        result.rows += quality_rows(spec, day, version, stats, profile)
+        result.importance = dict(card.importance.values) if card.importance is not None else {}
         if profile.get("score"):
             result.score = score_distribution(profile["score"], stats)
         result.rows += estimated_rows(spec, day, version, stats, card)

@@ -19,14 +19,14 @@ import pandas as pd
 
 from mlbatch.estimation import estimate
 from mlbatch.metrics import auc_standard_error
-from mlbatch.monitoring.drift import ALERT, INFO, OK, WARN
+from mlbatch.monitoring.drift import ALERT, INFO, OK, REALIZED, WARN
 from mlbatch.profiles import SCORE_BINS
 from mlbatch.records import ModelCard
 from mlbatch.records import MonitoringRow as Row
 from mlbatch.specs import LOWER_IS_BETTER, ModelSpec
 
 #: pseudo-features of the two performance signals in the monitoring table
-REALIZED, ESTIMATED = "_realized", "_estimated"
+ESTIMATED = "_estimated"  # beside drift.REALIZED: the estimate of the same metric, before labels
 ESTIMATED_METRIC = "roc_auc"
 WINDOW_PREFIX = "window_"
 

@@ -1,176 +1,229 @@
-"""The monitoring report people look at: one self-contained HTML file, plus the markdown verdicts for Prefect.
+"""The monitoring report people look at: one self-contained HTML file that leads with the answer.
 
-The plots are PNGs rendered by matplotlib and embedded as base64, so the
-report is a single file that opens from S3, a laptop or an e-mail without a
-server, and renders the same everywhere. Matplotlib is used through
-``Figure`` directly (no ``pyplot``), which needs no GUI backend and keeps no
-global state between reports.
+First thing in the body: the status line (``summary.status_line``), then the
+few grouped alerts, then the charts: performance (realized, and estimated when
+the table has it) with each version's own holdout baseline, the top drifting
+features ranked by the model's importance, the score distribution in each
+version's own bins, then data quality and the per-feature table. Each chart
+is a PNG (matplotlib, base64, so the file opens anywhere without a server)
+with the data it draws embedded beside it as ``<script type="application/json">``.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
 import io
-import math
+import json
+from typing import Any
 
-import numpy as np
 import pandas as pd
-from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
+from mlbatch.monitoring import charts
 from mlbatch.monitoring.checks import MODEL, REALIZED, SCORE, DayResult
 from mlbatch.monitoring.drift import ALERT, INFO, OK, WARN, Distribution
+from mlbatch.monitoring.quality import QUALITY_METRICS
+from mlbatch.monitoring.summary import (
+    DRIFT_METRICS,
+    ESTIMATED,
+    Alert,
+    feature_drift_rows,
+    grouped_alerts,
+    status_line,
+)
 from mlbatch.monitoring.table import read_history, report_key
 from mlbatch.parameters import PREDICTIONS, MonitoredSource
 from mlbatch.specs import ModelSpec
 from mlbatch.storage import Storage
 
-_COLORS = {"ok": "#2e7d32", "warn": "#f9a825", "alert": "#c62828", "info": "#607d8b"}
+#: how many drifting features get a line in the drift chart (the most important ones)
+TOP_FEATURES = 5
+_STYLE = (
+    "body{font-family:sans-serif;max-width:64em;margin:auto}td,th{padding:2px 8px}"
+    ".status{font-size:1.3em;font-weight:bold;padding:.4em;border-left:.4em solid}"
+    ".status.alert{border-color:#c62828}.status.ok{border-color:#2e7d32}"
+    ".alert{color:#c62828;font-weight:bold}.warn{color:#f9a825}"
+)
 
 
 def _png(fig: Figure) -> str:
+    import base64
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")  # "tight" keeps the outside legend in the image
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _img(fig: Figure, alt: str, **data: str) -> str:
-    attrs = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in data.items())
-    return f'<img alt="{html.escape(alt)}" {attrs} src="data:image/png;base64,{_png(fig)}">'
+def _chart(name: str, fig: Figure, data: dict[str, Any], alt: str) -> str:
+    """The image and, right after it, the data it was drawn from (``id="data-<name>"``)."""
+    payload = json.dumps(data, default=str).replace("</", "<\\/")
+    return (
+        f'<img alt="{html.escape(alt)}" data-plot="{html.escape(name)}" src="data:image/png;base64,{_png(fig)}">\n'
+        f'<script type="application/json" id="data-{html.escape(name)}">{payload}</script>'
+    )
 
 
 def drifted_features(history: pd.DataFrame) -> list[str]:
-    """Input features whose PSI reached warn or alert on any date of the window, in table order."""
-    psi = history[(history["metric"] == "psi") & ~history["feature"].isin([SCORE])]
-    flagged = psi[psi["verdict"].isin([WARN, ALERT])]
-    return list(dict.fromkeys(flagged["feature"]))
+    """Input features whose drift reached warn or alert on any date of the window, in table order."""
+    rows = feature_drift_rows(history)
+    return list(dict.fromkeys(rows[rows["verdict"].isin([WARN, ALERT])]["feature"]))
 
 
-def _line_plot(frame: pd.DataFrame, title: str, ylabel: str, lines: dict[str, float]) -> Figure:
-    fig = Figure(figsize=(6.4, 2.6))
-    ax = fig.subplots()
-    dates = pd.to_datetime(frame["date"])
-    ax.plot(dates, frame["value"], marker="o", color="#1565c0")
-    for label, y in lines.items():
-        if y is not None and not math.isnan(y):
-            ax.axhline(y, linestyle="--", linewidth=1, color=_COLORS.get(label.split()[0], "#555"), label=label)
-    for verdict, color in _COLORS.items():
-        hit = frame["verdict"] == verdict
-        if hit.any() and verdict in (WARN, ALERT):
-            ax.scatter(dates[hit], frame["value"][hit], color=color, zorder=3)
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    span = max((dates.max() - dates.min()).days, 1) if len(dates) else 1
-    if len(dates) and span == 1:
-        # one date (every nightly run): left alone, matplotlib widens a zero-width date axis to four years, and
-        # the day locator then draws a tick for each of its ~1,500 days, slowly and with a warning per plot
-        ax.set_xlim(dates.min() - pd.Timedelta(days=1), dates.max() + pd.Timedelta(days=1))
-    ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, span // 10)))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
-    if lines:
-        ax.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
-    return fig
+def latest_importance(days: list[DayResult]) -> dict[str, float]:
+    """The importances of the newest version this run saw (the one the team acts on)."""
+    return next((d.importance for d in reversed(days) if d.importance), {})
 
 
-def _score_plot(reference: Distribution, observed: dict[dt.date, Distribution]) -> Figure:
-    fig = Figure(figsize=(7.2, 3.0))
-    ax = fig.subplots()
-    labels = reference.labels[:-1]  # scores are never null
-    x = np.arange(len(labels))
-    width = 0.8 / (1 + len(observed))
-    ax.bar(x, reference.expected[:-1] / max(reference.expected[:-1].sum(), 1e-12), width, label="reference (holdout)")
-    for i, (day, dist) in enumerate(observed.items(), start=1):
-        actual = dist.actual[:-1]
-        ax.bar(x + i * width, actual / max(actual.sum(), 1), width, label=str(day))
-    ax.set_xticks(x + width * len(observed) / 2, labels, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("share of rows")
-    ax.set_title("score distribution vs reference")
-    ax.legend(fontsize=8)
-    return fig
+def ranked_by_importance(features: list[str], importance: dict[str, float], history: pd.DataFrame) -> list[str]:
+    """Most important first; without importances, the most drifted (relative to its threshold) first."""
+    rows = feature_drift_rows(history)
+    worst = (rows["value"] / rows["threshold"]).groupby(rows["feature"]).max()
+    return sorted(features, key=lambda f: (-importance.get(f, 0.0), -float(worst.get(f, 0.0))))
+
+
+def _alerts_html(alerts: list[Alert]) -> str:
+    if not alerts:
+        return "<h2>Alerts</h2><p>none</p>"
+    items = "".join(f"<li class='{a.severity}'>{html.escape(a.text)}</li>" for a in alerts)
+    return f"<h2>Alerts</h2><ul>{items}</ul>"
+
+
+def _performance_html(spec: ModelSpec, history: pd.DataFrame) -> str:
+    primary = spec.validation.primary_metric
+    data = charts.performance_data(history, primary, ESTIMATED, REALIZED)
+    head = f"<h2>Performance: {html.escape(primary)}</h2>"
+    if not data["realized"] and not data["estimated"]:
+        return head + "<p>No labels for the scored dates yet, and no estimate.</p>"
+    note = (
+        "<p>Estimated performance comes from the scores alone: it sees a shift of the inputs, "
+        "not a change of the label rule.</p>"
+        if data["estimated"]
+        else ""
+    )
+    return head + note + _chart("performance", charts.performance_figure(data), data, f"{primary} over time")
+
+
+def _drift_html(history: pd.DataFrame, importance: dict[str, float]) -> str:
+    drifted = drifted_features(history)
+    top = ranked_by_importance(drifted, importance, history)[:TOP_FEATURES]
+    parts = [f"<h2>Feature drift, by importance ({len(drifted)} drifted)</h2>"]
+    if top:
+        data = charts.drift_data(history, top, importance, DRIFT_METRICS)
+        parts.append(_chart("drift", charts.drift_figure(data), data, "top drifting features over time"))
+    score = history[(history["feature"] == SCORE) & (history["metric"] == "psi")]
+    if not score.empty:
+        data = charts.drift_data(history, [SCORE], {}, ("psi",))
+        parts.append(_chart("score-psi", charts.drift_figure(data), data, "PSI of the score over time"))
+    return "\n".join(parts)
+
+
+def _score_html(days: list[DayResult]) -> str:
+    by_version: dict[int, dict[dt.date, Distribution]] = {}
+    for d in days:
+        if d.score is not None and d.model_version is not None:
+            by_version.setdefault(d.model_version, {})[d.date] = d.score
+    if not by_version:
+        return ""
+    parts = ["<h2>Score distribution, each version in its own bins</h2>"]
+    for version, observed in sorted(by_version.items()):
+        shown = {day: observed[day] for day in sorted({min(observed), max(observed)})}
+        data = charts.score_data(version, shown)
+        parts.append(_chart(f"score-v{version}", charts.score_figure(data), data, f"scores of version {version}"))
+    return "\n".join(parts)
+
+
+def _quality_html(history: pd.DataFrame) -> str:
+    rows = history[history["metric"].isin(QUALITY_METRICS) & history["verdict"].isin([WARN, ALERT])]
+    if rows.empty:
+        return "<h2>Data quality</h2><p>every feature complete, in range and of known categories.</p>"
+    out = [
+        "<h2>Data quality</h2><table><tr><th>date</th><th>feature</th><th>check</th><th>share</th>"
+        "<th>alert at</th><th>verdict</th></tr>"
+    ]
+    for r in rows.sort_values(["date", "feature"]).itertuples():
+        out.append(
+            f"<tr><td>{r.date}</td><td>{html.escape(str(r.feature))}</td><td>{html.escape(str(r.metric))}</td>"
+            f"<td>{r.value:.1%}</td><td>{r.threshold:.1%}</td><td class='{r.verdict}'>{r.verdict}</td></tr>"
+        )
+    return "\n".join([*out, "</table>"])
 
 
 def render_html(
     spec: ModelSpec, start: dt.date, end: dt.date, history: pd.DataFrame, days: list[DayResult], reasons: list[str]
 ) -> str:
-    """The report over ``history`` (the stored table for the window), with score bins from this run's dates."""
-    m = spec.monitoring
+    """The report over ``history`` (the stored table for the window), with score bins from this run's dates.
+
+    ``reasons`` (what asks for a retrain) are already among the grouped alerts, which come from the table.
+    """
     history = history.sort_values(["date", "feature", "metric"])
+    alerts = grouped_alerts(spec, history)
+    status = status_line(spec, history, alerts)
+    importance = latest_importance(days)
+    kind = "alert" if status.startswith("ALERT") else "ok"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>Monitoring {html.escape(spec.name)} {start} to {end}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}td,th{padding:2px 8px}"
-        ".alert{color:#c62828;font-weight:bold}.warn{color:#f9a825}</style></head><body>",
+        f"<style>{_STYLE}</style></head>",
+        f"<body><p id='status' class='status {kind}'>{html.escape(status)}</p>",
         f"<h1>Monitoring {html.escape(spec.name)}: {start} to {end}</h1>",
-        f"<p>PSI warn at {m.psi_warn}, alert at {m.psi_alert}; dataset drift when at least {m.drift_share:.0%} "
-        f"of features alert; realized {spec.validation.primary_metric} may drop {m.performance_tolerance} below "
-        f"the holdout; champion max age {m.max_age_days} days.</p>",
+        _alerts_html(alerts),
     ]
-    parts.append("<h2>Alerts</h2><ul>" + "".join(f"<li class='alert'>{html.escape(r)}</li>" for r in reasons))
-    parts.append("</ul>" if reasons else "<li>none</li></ul>")
     unreadable = [f"{d.date}: {problem}" for d in days for problem in d.unreadable]
     if unreadable:
         parts.append("<h2>Unreadable input files (skipped)</h2><ul>")
         parts += [f"<li class='warn'>{html.escape(u)}</li>" for u in unreadable]
         parts.append("</ul>")
-
-    drifted = drifted_features(history)
-    parts.append(f"<h2>Input drift per feature ({len(drifted)} drifted)</h2>")
-    for feature in drifted:
-        rows = history[(history["feature"] == feature) & (history["metric"] == "psi")]
-        fig = _line_plot(rows, f"PSI of {feature}", "PSI", {f"warn {m.psi_warn}": m.psi_warn, "alert": m.psi_alert})
-        parts.append(_img(fig, f"PSI of {feature} over time", feature=feature))
-    parts.append(_summary_table(history))
-
-    parts.append("<h2>Score drift</h2>")
-    score_rows = history[(history["feature"] == SCORE) & (history["metric"] == "psi")]
-    if not score_rows.empty:
-        fig = _line_plot(score_rows, "PSI of the score", "PSI", {"warn": m.psi_warn, "alert": m.psi_alert})
-        parts.append(_img(fig, "PSI of the score over time", plot="score-psi"))
-    scored = [d for d in days if d.score is not None]
-    if scored:
-        shown = {d.date: d.score for d in (scored[0], scored[-1])}
-        parts.append(_img(_score_plot(scored[-1].score, shown), "score distribution vs reference", plot="score"))
-
-    primary = spec.validation.primary_metric
-    realized = history[(history["feature"] == REALIZED) & (history["metric"] == primary)]
-    parts.append(f"<h2>Realized {html.escape(primary)}</h2>")
-    if realized.empty:
-        parts.append("<p>No labels for the scored dates yet.</p>")
-    else:
-        holdout = history[(history["feature"] == REALIZED) & (history["metric"] == f"holdout_{primary}")]["value"]
-        # the verdict is on the window (monitoring.performance): its row carries the threshold
-        window = history[(history["feature"] == REALIZED) & (history["metric"] == f"window_{primary}")]["threshold"]
-        lines = {"holdout": float(holdout.iloc[-1]), "alert": float(window.iloc[-1]) if len(window) else math.nan}
-        fig = _line_plot(realized, f"realized {primary}", primary, lines)
-        parts.append(_img(fig, f"realized {primary} over time", plot="realized"))
-
-    age = history[(history["feature"] == MODEL)]
-    if not age.empty:
-        last = age.iloc[-1]
-        parts.append(
-            f"<h2>Staleness</h2><p class='{last['verdict']}'>champion v{last['model_version']} is "
-            f"{last['value']:.1f} days old (max {last['threshold']:.0f}): {last['verdict']}</p>"
-        )
+    parts += [_performance_html(spec, history), _drift_html(history, importance), _score_html(days)]
+    parts += [_quality_html(history), _summary_table(history, importance), _staleness_html(history)]
+    parts.append(_settings_html(spec))
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return "\n".join(p for p in parts if p)
 
 
-def _summary_table(history: pd.DataFrame) -> str:
-    psi = history[(history["metric"] == "psi") & (history["feature"] != SCORE)]
-    if psi.empty:
+def _staleness_html(history: pd.DataFrame) -> str:
+    age = history[(history["feature"] == MODEL)]
+    if age.empty:
+        return ""
+    last = age.iloc[-1]
+    return (
+        f"<h2>Staleness</h2><p class='{last['verdict']}'>champion v{last['model_version']} is "
+        f"{last['value']:.1f} days old (max {last['threshold']:.0f}): {last['verdict']}</p>"
+    )
+
+
+def _settings_html(spec: ModelSpec) -> str:
+    m = spec.monitoring
+    return (
+        f"<h2>Settings</h2><p>drift by {m.drift_method} unless a feature says otherwise (PSI warn {m.psi_warn}, "
+        f"alert {m.psi_alert}), thresholds widened for a small day at quantile {m.drift_noise_quantile}; reference: "
+        f"{m.reference}; dataset drift when the importance-weighted share of drifted features reaches "
+        f"{m.drift_share:.0%}; calendar features never alerted: {', '.join(m.calendar_features) or 'none'}; "
+        f"realized {spec.validation.primary_metric} may drop {m.performance_tolerance} below the version's holdout; "
+        f"champion max age {m.max_age_days} days.</p>"
+    )
+
+
+def _summary_table(history: pd.DataFrame, importance: dict[str, float]) -> str:
+    drift = feature_drift_rows(history)
+    if drift.empty:
         return "<p>No drift statistics in this window.</p>"
-    out = ["<table><tr><th>feature</th><th>max PSI</th><th>worst verdict</th><th>first alert</th></tr>"]
-    for feature, rows in psi.groupby("feature", sort=False):
+    out = [
+        "<h2>Every feature</h2><table><tr><th>feature</th><th>importance</th><th>method</th><th>max</th>"
+        "<th>worst verdict</th><th>first alert</th></tr>"
+    ]
+    features = ranked_by_importance(list(dict.fromkeys(drift["feature"])), importance, history)
+    for feature in features:
+        rows = drift[drift["feature"] == feature]
         alerts = rows[rows["verdict"] == ALERT]["date"]
         judged = (rows["verdict"] != INFO).any()
         worst = ALERT if not alerts.empty else WARN if (rows["verdict"] == WARN).any() else OK if judged else INFO
         first = str(alerts.min()) if not alerts.empty else "—"
+        weight = f"{importance[feature]:.4f}" if feature in importance else "—"
         out.append(
-            f"<tr><td>{html.escape(str(feature))}</td><td>{rows['value'].max():.3f}</td>"
-            f"<td class='{worst}'>{worst if judged else 'not judged'}</td><td>{first}</td></tr>"
+            f"<tr><td>{html.escape(str(feature))}</td><td>{weight}</td><td>{html.escape(str(rows['metric'].iloc[0]))}"
+            f"</td><td>{rows['value'].max():.3f}</td><td class='{worst}'>{worst if judged else 'not judged'}</td>"
+            f"<td>{first}</td></tr>"
         )
     return "\n".join([*out, "</table>"])
 

@@ -35,6 +35,7 @@ from mlbatch.records.registry import (
     CardMetrics,
     ChampionAlias,
     CompiledSection,
+    FeatureImportance,
     FileChecksum,
     GateResult,
     HistoryEntry,
@@ -43,7 +44,7 @@ from mlbatch.records.registry import (
     RefitSection,
     Verdict,
 )
-from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent
+from mlbatch.records.scoring import Lease, Manifest, ManifestFile, QualityFinding, QuarantinedFile, ReplaceIntent
 
 __all__ = [
     "ENGINE_GATES",
@@ -61,6 +62,7 @@ __all__ = [
     "CardMetrics",
     "ChampionAlias",
     "CompiledSection",
+    "FeatureImportance",
     "FileChecksum",
     "GateResult",
     "HistoryEntry",
@@ -70,6 +72,7 @@ __all__ = [
     "ModelCard",
     "MonitoringRow",
     "OnnxSection",
+    "QualityFinding",
     "QuarantinedFile",
     "Record",
     "RefitSection",

@@ -154,6 +154,26 @@ class RefitSection(Record):
     holdout_metrics: dict[str, float | None] = Field(default_factory=dict)
 
 
+class FeatureImportance(Record):
+    """Permutation importance of each input feature on (a bounded sample of) the holdout, at training.
+
+    ``values`` is the mean drop of ``metric`` when the feature's column is shuffled (larger: the model leans on it
+    more), ``std`` its spread over ``repeats`` shuffles. Monitoring ranks drift by it and weights dataset drift
+    with it, so a drifting feature the model barely uses does not alert.
+    """
+
+    method: Literal["permutation"] = "permutation"
+    metric: str
+    rows: int
+    repeats: int
+    values: dict[str, float] = Field(default_factory=dict)
+    std: dict[str, float] = Field(default_factory=dict)
+
+    def weights(self, features: list[str]) -> dict[str, float]:
+        """Non-negative weights of ``features`` (a negative importance is noise: zero)."""
+        return {f: max(float(self.values.get(f, 0.0)), 0.0) for f in features}
+
+
 class CardMetrics(Record):
     primary: str | None = None
     candidate: dict[str, float | None] = Field(default_factory=dict)
@@ -183,6 +203,7 @@ class ModelCard(Record):
     training_seconds: float | None = None
     metrics: CardMetrics = Field(default_factory=CardMetrics)
     profile: dict[str, Any] = Field(default_factory=dict)
+    importance: FeatureImportance | None = Field(default=None, description="Cards before it was measured: none.")
     onnx: OnnxSection = Field(default_factory=OnnxSection)
     compiled: CompiledSection = Field(default_factory=CompiledSection)
     refit: RefitSection | None = Field(default=None, description="Set on a refit on the full window.")

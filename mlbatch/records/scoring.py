@@ -36,6 +36,29 @@ class QuarantinedFile(Record):
     reason: str
 
 
+class QualityFinding(Record):
+    """One data-quality check of one feature on one scored date (``dataquality.findings``).
+
+    ``value`` is the day's share (nulls, values outside the training range, unseen categories), ``reference``
+    the share the training data had, ``threshold`` the share at which it alerts on a day of this size.
+    """
+
+    feature: str
+    check: str
+    value: float
+    reference: float
+    threshold: float
+    rows: int
+    verdict: str
+
+    def describe(self) -> str:
+        """One phrase a person reads: ``visibility_km: null_share 100.0 % (reference 0.0 %, alert at 30.3 %)``."""
+        return (
+            f"{self.feature}: {self.check} {self.value:.1%} (reference {self.reference:.1%}, "
+            f"alert at {self.threshold:.1%}, {self.rows:,} rows)"
+        )
+
+
 class Manifest(Record):
     """The commit marker of a published partition, written last."""
 
@@ -55,6 +78,9 @@ class Manifest(Record):
         default_factory=list, description="Why the engine that scored is not the one chosen (e.g. a fallback)."
     )
     stats: dict[str, Any] = Field(default_factory=dict)
+    quality: list[QualityFinding] = Field(
+        default_factory=list, description="The data-quality findings that warn or alert, judged as it was scored."
+    )
 
     @property
     def outputs(self) -> list[str]:

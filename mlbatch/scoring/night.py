@@ -152,7 +152,7 @@ def score_night(lake: Lake, spec: ModelSpec, night: Night, run_id: str, on_file:
         clock = time.perf_counter()
         results = score_files(lake, spec, night, ctx, on_file)
         seconds = time.perf_counter() - clock
-        manifest = lease.publish(spec, ctx, results, started_at=started)
+        manifest = lease.publish(spec, ctx, results, started_at=started, profile=night.profile)
     return NightResult(night, manifest, seconds)
 
 

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 
+from mlbatch.dataquality import findings, notable
 from mlbatch.errors import ConflictError, ObjectNotFoundError
 from mlbatch.profiles import ProfileAccumulator
 from mlbatch.records import Lease, Manifest, ManifestFile, QuarantinedFile, ReplaceIntent, parse_record
@@ -72,10 +73,16 @@ class DateLease:
         release_lease(self.storage, self.model, self.day, self.run_id)
 
     def publish(
-        self, spec: ModelSpec, ctx: RunContext, results: list[FileResult], *, started_at: dt.datetime
+        self,
+        spec: ModelSpec,
+        ctx: RunContext,
+        results: list[FileResult],
+        *,
+        started_at: dt.datetime,
+        profile: dict | None = None,
     ) -> Manifest:
         """Move the staged outputs into the partition and write the manifest last (see ``publish``)."""
-        return publish(self.storage, spec, ctx, results, replace=self.replace, started_at=started_at)
+        return publish(self.storage, spec, ctx, results, replace=self.replace, started_at=started_at, profile=profile)
 
 
 def claim_date(storage: Storage, model: str, day: dt.date, run_id: str, *, overwrite: bool) -> DateLease | Skip:
@@ -227,8 +234,12 @@ def publish(
     *,
     replace: bool,
     started_at: dt.datetime,
+    profile: dict | None = None,
 ) -> Manifest:
     """Move staged outputs into the partition and write the manifest last.
+
+    ``profile`` (the scoring version's reference profile) lets the manifest record the date's data-quality
+    findings (``dataquality``), each also logged as a warning, so a broken input is seen without monitoring.
 
     Called once every file is staged. The old manifest goes first (the
     partition reads as unpublished), then every file already in the
@@ -264,6 +275,10 @@ def publish(
         warnings=list(ctx.engine_warnings),
         stats=merge_stats([r.stats for r in good if r.stats]),
     )
+    if profile and manifest.stats:
+        manifest.quality = notable(findings(spec, manifest.stats, profile.get("features", {})))
+        for finding in manifest.quality:
+            log.warning("%s %s: data quality %s: %s", ctx.model, ctx.day, finding.verdict, finding.describe())
     storage.write_json(mkey, manifest.to_json(), if_none_match=True)
     storage.delete_prefix(staging_dir(ctx.model, ctx.day, ctx.run_id))
     storage.delete(intent_key(ctx.model, ctx.day))  # last: a run killed before it has its staging removed by the next

@@ -87,9 +87,20 @@ class ModelSpec(_Strict):
         unknown = set(self.validation.null_rate_overrides) - seen
         if unknown:
             raise ValueError(f"validation.null_rate_overrides: {sorted(unknown)} are not features")
-        unknown = set(self.monitoring.unjudged_features) - seen
-        if unknown:
-            raise ValueError(f"monitoring.unjudged_features: {sorted(unknown)} are not features")
+        for label, listed in (
+            ("unjudged_features", self.monitoring.unjudged_features),
+            ("calendar_features", self.monitoring.calendar_features),
+            ("drift", list(self.monitoring.drift)),
+        ):
+            unknown = set(listed) - seen
+            if unknown:
+                raise ValueError(f"monitoring.{label}: {sorted(unknown)} are not features")
+        for feature in self.features.categorical:
+            if self.monitoring.drift_of(feature).method == "wasserstein":
+                raise ValueError(
+                    f"monitoring.drift: {feature!r} is categorical; wasserstein needs an ordered (numeric) feature, "
+                    "expected psi or jensen_shannon"
+                )
         unknown = set(self.serving.capture_exclude) - set(self.input_columns)
         if unknown:
             raise ValueError(

@@ -9,6 +9,7 @@ harness). The alert event is observed through Prefect's own events API.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import time
@@ -316,7 +317,11 @@ def row_reason(row) -> str:
 def test_dataset_drift_needs_the_spec_share_of_alerting_features(churn_spec):
     reference = {"features": {c: numeric_profile(np.arange(100.0)) for c in ("a", "b", "c", "d")}}
     shifted, same = [0] * 9 + [100], [10] * 10  # ten decile bins: all rows in the top one vs spread evenly
-    stats = {"numeric": {"a": shifted, "b": shifted, "c": same, "d": same}, "nulls": {}, "score": []}
+    stats = {
+        "numeric": {"a": shifted, "b": shifted, "c": same, "d": same},
+        "nulls": dict.fromkeys("abcd", 0),
+        "score": [],
+    }
     spec = churn_spec.model_copy(
         update={"features": churn_spec.features.model_copy(update={"numeric": ["a", "b", "c", "d"], "categorical": []})}
     )
@@ -455,14 +460,19 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     windows = table[table["metric"] == "window_roc_auc"]
     assert set(windows["feature"]) == {ESTIMATED, REALIZED} and set(windows["verdict"]) <= {OK, WARN}
 
-    # the report: one plot per drifted feature (and none for the others), plus score and realized plots
+    # the report: the status line first, then the charts, each with its data: performance against the version's
+    # holdout, the top drifting features ranked by the card's importance, score PSI and the version's own bins
     report_key = result["report"].removeprefix(storage.root_uri + "/")
     page = storage.read_bytes(report_key).decode()
-    plotted = re.findall(r'<img alt="PSI of [^"]+ over time" data-feature="([^"]+)"', page)
+    assert page.split("<body>", 1)[1].startswith("<p id='status' class='status alert'>ALERT: ")
+    drift = json.loads(re.search(r'id="data-drift">(.*?)</script>', page, re.S).group(1))
+    plotted = [f["feature"] for f in drift["features"]]
     flagged = set(table[(table["metric"] == "psi") & table["verdict"].isin([WARN, ALERT])]["feature"]) - {SCORE}
-    assert sorted(plotted) == sorted(flagged) and set(plotted) >= DRIFTED
-    assert 'data-plot="score"' in page and 'data-plot="realized"' in page
-    assert page.count("data:image/png;base64,") == len(plotted) + 3
+    importance = Registry(storage, "churn").card(version).importance.values
+    assert plotted == sorted(flagged, key=lambda f: -importance[f])[:5] and set(plotted) <= flagged
+    for plot in ("performance", "drift", "score-psi", f"score-v{version}"):
+        assert f'data-plot="{plot}"' in page and f'id="data-{plot}"' in page, plot
+    assert page.count("data:image/png;base64,") == 4
 
     # the alert reached Prefect as an event naming the model and why
     assert result["alerts"] and "mlbatch.model.alert" in result["events"]
