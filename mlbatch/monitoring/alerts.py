@@ -12,12 +12,13 @@ from mlbatch.errors import ParameterError
 from mlbatch.monitoring.checks import DATASET, MODEL, SCORE, DayResult, age_days, staleness_row, trained_until
 from mlbatch.monitoring.drift import ALERT
 from mlbatch.monitoring.performance import ESTIMATED, REALIZED, window_rows
+from mlbatch.monitoring.quality import QUALITY_METRICS
 from mlbatch.records import Alert
 from mlbatch.records import MonitoringRow as Row
 from mlbatch.registry import Registry
 from mlbatch.specs import LOWER_IS_BETTER, ModelSpec
 
-#: the data-quality signal's pseudo-feature (completeness, out-of-range and unseen shares; raised by drift checks)
+#: the data-quality signal: every feature's completeness, out-of-range and unseen-share rows (``monitoring.quality``)
 QUALITY = "_quality"
 
 
@@ -41,7 +42,7 @@ def group_alerts(rows: list[Row]) -> list[Alert]:
     """
     found = []
     for feature, signal in SIGNALS.items():
-        alerting = [r for r in rows if r.feature == feature and r.verdict == ALERT]
+        alerting = [r for r in rows if _signal_of(r) == feature and r.verdict == ALERT]
         if not alerting:
             continue
         worst = max(alerting, key=lambda r: _excess(r))
@@ -67,6 +68,11 @@ def alert_reasons(rows: list[Row]) -> list[str]:
     return [a.summary for a in group_alerts(rows)]
 
 
+def _signal_of(row: Row) -> str:
+    """The signal a row belongs to: its pseudo-feature, or ``QUALITY`` for a feature's data-quality check."""
+    return QUALITY if row.metric in QUALITY_METRICS else row.feature
+
+
 def _excess(row: Row) -> float:
     """How far beyond its threshold a row is, in the direction that alerts (performance falls, the rest rises)."""
     if row.feature in (ESTIMATED, REALIZED) and row.metric.removeprefix("window_") not in LOWER_IS_BETTER:
@@ -86,6 +92,8 @@ def _critical(row: Row) -> bool:
 
 
 def _detail(r: Row) -> str:
+    if r.metric in QUALITY_METRICS:
+        return f"{r.feature} {r.metric} {r.value:.0%} (limit {r.threshold:.0%})"
     if r.feature in (ESTIMATED, REALIZED):
         return f"{r.metric} {r.value:.4f} beyond {r.threshold:.4f}"
     return {

@@ -71,11 +71,22 @@ def performance_data(history: pd.DataFrame, primary: str, estimated: str, realiz
         )
     return {
         "metric": primary,
-        "realized": _points(pick[pick["feature"] == realized]),
-        "estimated": _points(pick[pick["feature"] == estimated]),
+        "realized": _judged(_points(pick[pick["feature"] == realized]), history, realized, primary),
+        "estimated": _judged(_points(pick[pick["feature"] == estimated]), history, estimated, primary),
         "baselines": sorted(baselines, key=lambda b: b["start"]),
         "version_changes": version_changes(history),
     }
+
+
+def _judged(points: list[dict[str, Any]], history: pd.DataFrame, feature: str, primary: str) -> list[dict[str, Any]]:
+    """Each day's point with the verdict and alert line of its rolling window (the day's own row is information)."""
+    window = history[(history["feature"] == feature) & (history["metric"] == f"window_{primary}")]
+    by_day = {str(r.date): r for r in window.itertuples()}
+    for point in points:
+        judged = by_day.get(point["date"])
+        if judged is not None:
+            point.update(verdict=judged.verdict, threshold=_num(judged.threshold), window=_num(judged.value))
+    return points
 
 
 def drift_data(

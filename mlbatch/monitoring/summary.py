@@ -16,11 +16,10 @@ import pandas as pd
 
 from mlbatch.monitoring.checks import DATASET, MODEL, REALIZED, SCORE
 from mlbatch.monitoring.drift import ALERT, WARN
+from mlbatch.monitoring.performance import ESTIMATED
 from mlbatch.monitoring.quality import QUALITY_METRICS
 from mlbatch.specs import ModelSpec
 
-#: rows of the performance estimated from scores before labels (written by ``monitoring.performance``)
-ESTIMATED = "_estimated"
 PSEUDO = (SCORE, DATASET, REALIZED, MODEL, ESTIMATED)
 DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein")
 _QUALITY_WORDS = {"null_share": "null", "out_of_range_share": "outside the training range", "unseen_share": "unseen"}
@@ -59,7 +58,9 @@ def grouped_alerts(spec: ModelSpec, history: pd.DataFrame) -> list[Alert]:
     hit = history["verdict"] == ALERT
     for feature, word in ((REALIZED, "realized"), (ESTIMATED, "estimated")):
         rows = history[(history["feature"] == feature) & (history["metric"] == primary)]
-        bad = _days(rows[rows["verdict"] == ALERT]["date"])
+        # the verdict is on the rolling window's row (``monitoring.performance``); a day's own row is information
+        judged = history[(history["feature"] == feature) & history["metric"].str.startswith("window_")]
+        bad = _days(judged[judged["verdict"] == ALERT]["date"]) or _days(rows[rows["verdict"] == ALERT]["date"])
         if bad:
             text = f"{word} {primary} below baseline on {len(bad)} of {rows['date'].nunique()} days"
             alerts.append(Alert(word, f"{text} ({bad[0]} to {bad[-1]})" if len(bad) > 1 else f"{text} ({bad[0]})", bad))

@@ -154,3 +154,16 @@ def test_staleness_still_triggers_the_retrain_and_data_quality_alone_does_not(st
     found = conclude(spec, fresh, [DayResult(DAY, 2, rows=quality)], now, retrain_on_alert=True)
     assert [a.signal for a in found.alerts] == ["data quality"] and not found.alert
     assert "data quality" in found.event_note
+
+
+def test_data_quality_checks_of_every_feature_are_one_alert_of_their_own():
+    """Scoring's data-quality rows carry the input feature's name: the signal is found by their check, not a name."""
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    rows = [_alert(days[1], "visibility_km", "null_share", 1.0, 0.3)]
+    rows += [_alert(days[2], "station", "unseen_share", 0.4, 0.2)]
+    rows += [Row.of(d, 3, "visibility_km", "null_share", 0.0, 0.3, OK) for d in (days[0], days[2])]
+
+    [quality] = group_alerts(rows)
+    assert quality.signal == "data quality" and quality.dates == [days[1].isoformat(), days[2].isoformat()]
+    assert quality.severity == "critical"  # 100 % null against a 30 % limit
+    assert "visibility_km null_share 100% (limit 30%)" in quality.summary

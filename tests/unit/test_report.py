@@ -129,3 +129,22 @@ def test_the_markdown_artifact_leads_with_the_same_status_and_headline_figures(c
     assert lines[2].startswith("**ALERT: realized roc_auc below baseline on 3 of 6 days")
     assert "- mean realized roc_auc: 0.7650 (6 labelled days)" in lines
     assert "- data-quality alerts: 1 (feature-days)" in lines
+
+
+def test_performance_judged_on_its_window_heads_the_status_line_and_marks_the_chart(churn_spec):
+    """Monitoring records a day's own metric as information and puts the verdict on the rolling window's row."""
+    rows = []
+    for i, day in enumerate(DATES):
+        bad = i >= 4
+        rows += [
+            Row.of(day, 1, REALIZED, "roc_auc", 0.70 if bad else 0.80, float("nan"), INFO),
+            Row.of(day, 1, REALIZED, "holdout_roc_auc", 0.80, float("nan"), INFO),
+            Row.of(day, 1, REALIZED, "window_roc_auc", 0.72 if bad else 0.80, 0.74, ALERT if bad else OK),
+        ]
+    history = pd.DataFrame([r.model_dump() for r in rows])
+    [alert] = grouped_alerts(churn_spec, history)
+    assert alert.text.startswith("realized roc_auc below baseline on 2 of 6 days")
+    page = render_html(churn_spec, DATES[0], DATES[-1], history, [], [])
+    points = _data(page, "performance")["realized"]
+    assert [p["verdict"] for p in points] == [OK] * 4 + [ALERT] * 2
+    assert {p["threshold"] for p in points} == {0.74}
