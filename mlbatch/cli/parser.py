@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from mlbatch.cli import commands
-from mlbatch.errors import MlbatchError
+from mlbatch.cli import argtypes, commands
 from mlbatch.parameters import CAPTURES, PREDICTIONS
 
 DESCRIPTION = "mlbatch: run each flow locally with the deployments' parameters, and inspect the registry."
@@ -29,69 +27,6 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _date(value: str) -> dt.date:
-    from mlbatch.partitions import parse_date  # lazily: --help and usage errors should not load pyarrow
-
-    try:
-        return parse_date(value)
-    except MlbatchError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _bounded(name: str, upper: int, lower: int = 1) -> Callable[[str], int]:
-    """An argparse type checking an integer's range (the flows' own message), before a Prefect server starts."""
-
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: {value!r} is not an integer") from None
-        if not lower <= number <= upper:
-            raise argparse.ArgumentTypeError(
-                f"{name}: {number} is not allowed; expected an integer from {lower} to {upper}"
-            )
-        return number
-
-    return parse
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"poll_seconds: {value!r} is not a number") from None
-    if not 0 < number <= 3600:
-        raise argparse.ArgumentTypeError(f"poll_seconds: {value} is not allowed; expected more than 0, at most 3600")
-    return number
-
-
-_cores = _bounded("cores", 1024)
-_max_parallel = _bounded("max_parallel", 64)
-_version = _bounded("version", 999_999)
-_days = _bounded("days", 3660)
-_rows_per_day = _bounded("rows_per_day", 10_000_000)
-_files_per_day = _bounded("files_per_day", 1000)
-_seed = _bounded("seed", 2**32 - 1, lower=0)
-_window_days = _bounded("window_days", 3660, lower=2)
-_port = _bounded("port", 65535, lower=0)
-_workers = _bounded("workers", 64)
-
-
-def _day_list(name: str) -> Callable[[str], list[int]]:
-    """An argparse type for a comma-separated list of whole days, each from 1 to 3660 (``28,56,84``)."""
-    each = _bounded(name, 3660)
-
-    def parse(value: str) -> list[int]:
-        items = [item.strip() for item in value.split(",")]
-        if not value.strip() or any(not item for item in items):
-            raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a list; expected whole days like 28,56,84")
-        return [each(item) for item in items]
-
-    return parse
-
-
-_windows = _day_list("windows")
-_every = _day_list("every")
 MODEL_HELP = "name of a spec file in MLBATCH_MODELS_DIR (models/<MODEL>.yaml)"
 
 
@@ -119,18 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("demo", commands.demo, "generate sample data, retrain, promote and score a night on the storage root")
-    p.add_argument("--days", type=_days, default=commands.DEMO_DAYS, metavar="N", help="days of sample data")
-    p.add_argument("--rows-per-day", type=_rows_per_day, default=2_000, metavar="N", help="rows per day")
+    p.add_argument("--days", type=argtypes.days, default=commands.DEMO_DAYS, metavar="N", help="days of sample data")
+    p.add_argument("--rows-per-day", type=argtypes.rows_per_day, default=2_000, metavar="N", help="rows per day")
     p.set_defaults(creates_root=True)
 
     p = add("generate", commands.generate, "write a sample data set (churn or seasonal) as daily partitions")
-    p.add_argument("--start", type=_date, default=commands.DEMO_START, metavar="DATE", help="first date")
-    p.add_argument("--days", type=_days, default=commands.DEMO_DAYS, metavar="N", help="days to write")
-    p.add_argument("--rows-per-day", type=_rows_per_day, default=2_000, metavar="N", help="rows per day")
-    p.add_argument("--files-per-day", type=_files_per_day, default=1, metavar="N", help="files per date partition")
-    p.add_argument("--seed", type=_seed, default=42, metavar="N", help="random seed (each day is reproducible)")
+    p.add_argument("--start", type=argtypes.date, default=commands.DEMO_START, metavar="DATE", help="first date")
+    p.add_argument("--days", type=argtypes.days, default=commands.DEMO_DAYS, metavar="N", help="days to write")
+    p.add_argument("--rows-per-day", type=argtypes.rows_per_day, default=2_000, metavar="N", help="rows per day")
     p.add_argument(
-        "--drift-from", type=_date, default=None, metavar="DATE", help="inject (covariate) drift (default: none)"
+        "--files-per-day", type=argtypes.files_per_day, default=1, metavar="N", help="files per date partition"
+    )
+    p.add_argument("--seed", type=argtypes.seed, default=42, metavar="N", help="random seed (each day is reproducible)")
+    p.add_argument(
+        "--drift-from",
+        type=argtypes.date,
+        default=None,
+        metavar="DATE",
+        help="inject (covariate) drift (default: none)",
     )
     p.add_argument(
         "--world",
@@ -141,21 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--concept-drift-from",
-        type=_date,
+        type=argtypes.date,
         default=None,
         metavar="DATE",
         help="seasonal: the label rule changes from this date (default: none)",
     )
     p.add_argument(
         "--narrowing-from",
-        type=_date,
+        type=argtypes.date,
         default=None,
         metavar="DATE",
         help="seasonal: a narrower population from this date, a shift that lowers performance (default: none)",
     )
     p.add_argument(
         "--missing-day",
-        type=_date,
+        type=argtypes.date,
         default=None,
         metavar="DATE",
         help="seasonal: visibility_km is entirely null on this date (default: none)",
@@ -165,10 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("retrain", commands.retrain, "train, evaluate, register and (if every gate passes) promote a candidate")
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument(
-        "--as-of", type=_date, default=None, metavar="DATE", help="first day not trained on (default: today)"
+        "--as-of", type=argtypes.date, default=None, metavar="DATE", help="first day not trained on (default: today)"
     )
     p.add_argument(
-        "--window-days", type=_window_days, default=None, metavar="N", help="training window (default: the spec's)"
+        "--window-days",
+        type=argtypes.window_days,
+        default=None,
+        metavar="N",
+        help="training window (default: the spec's)",
     )
     p.add_argument("--no-promote", action="store_true", help="register and gate only")
 
@@ -178,12 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--date",
         "--run-date",
         dest="date",
-        type=_date,
+        type=argtypes.date,
         default=None,
         metavar="DATE",
         help="partition date (default: yesterday)",
     )
-    p.add_argument("--version", type=_version, default=None, help="pin a validated version (default: the champion)")
+    p.add_argument(
+        "--version", type=argtypes.version, default=None, help="pin a validated version (default: the champion)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an already published partition")
     p.add_argument(
         "--engine",
@@ -193,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cores",
-        type=_cores,
+        type=argtypes.cores,
         default=None,
         metavar="N",
         help="cores to plan files, batches and threads for (default: every core of the machine)",
@@ -206,19 +153,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("backfill", commands.backfill, "score every date of a range (skipping published dates) a few at a time")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--start", type=_date, required=True, metavar="DATE", help="first date (inclusive; required)")
-    p.add_argument("--end", type=_date, required=True, metavar="DATE", help="last date (inclusive; required)")
+    p.add_argument(
+        "--start", type=argtypes.date, required=True, metavar="DATE", help="first date (inclusive; required)"
+    )
+    p.add_argument("--end", type=argtypes.date, required=True, metavar="DATE", help="last date (inclusive; required)")
     p.add_argument("--overwrite", action="store_true", help="re-score dates already published")
-    p.add_argument("--max-parallel", type=_max_parallel, default=4, metavar="N", help="dates scored at the same time")
-    p.add_argument("--version", type=_version, default=None, help="pin a validated version (default: the champion)")
+    p.add_argument(
+        "--max-parallel", type=argtypes.max_parallel, default=4, metavar="N", help="dates scored at the same time"
+    )
+    p.add_argument(
+        "--version", type=argtypes.version, default=None, help="pin a validated version (default: the champion)"
+    )
 
     p = add("monitor", commands.monitor, "drift, realized performance and staleness of scored dates; report and alert")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--start", type=_date, default=None, metavar="DATE", help="first date (default: --end)")
-    p.add_argument("--end", type=_date, default=None, metavar="DATE", help="last date (default: yesterday)")
+    p.add_argument("--start", type=argtypes.date, default=None, metavar="DATE", help="first date (default: --end)")
+    p.add_argument("--end", type=argtypes.date, default=None, metavar="DATE", help="last date (default: yesterday)")
     p.add_argument(
         "--as-of",
-        type=_date,
+        type=argtypes.date,
         default=None,
         metavar="DATE",
         help="logical day ages are judged on (default: the day after --end)",
@@ -229,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=CAPTURES,
         default=PREDICTIONS,
-        help="monitor the web service's captured answers (captures/MODEL/) instead of the published predictions",
+        help="monitor the web service's captured answers (captures/MODEL/); default: the published predictions",
     )
 
     p = add(
@@ -238,18 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
         "replay retraining policies over past partitions, nothing published; rank them by realized performance",
     )
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--start", type=_date, required=True, metavar="DATE", help="first day scored (required)")
-    p.add_argument("--end", type=_date, required=True, metavar="DATE", help="last day scored (inclusive; required)")
+    p.add_argument("--start", type=argtypes.date, required=True, metavar="DATE", help="first day scored (required)")
+    p.add_argument(
+        "--end", type=argtypes.date, required=True, metavar="DATE", help="last day scored (inclusive; required)"
+    )
     p.add_argument(
         "--windows",
-        type=_windows,
+        type=argtypes.windows,
         default=[28, 56, 84],
         metavar="N,N",
         help="training windows in days, comma-separated (default: 28,56,84)",
     )
     p.add_argument(
         "--every",
-        type=_every,
+        type=argtypes.every,
         default=[7, 21],
         metavar="N,N",
         help="days between retrains, comma-separated (default: 7,21)",
@@ -271,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--regime-change",
-        type=_date,
+        type=argtypes.date,
         action="append",
         default=None,
         metavar="DATE",
@@ -282,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("promote", commands.promote, "make a validated version the champion")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("version", type=_version, help="a validated version (see mlbatch versions MODEL)")
+    p.add_argument("version", type=argtypes.version, help="a validated version (see mlbatch versions MODEL)")
     p.add_argument("--reason", required=True, help="why, recorded in the alias history (required)")
 
     p = add("rollback", commands.rollback, "re-point the champion at the previous champion")
@@ -295,18 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP + "; one or more")
     p.add_argument("--host", default=None, help="address to listen on (default: MLBATCH_SERVING__HOST, else 127.0.0.1)")
     p.add_argument(
-        "--port", type=_port, default=None, help="port, 0 = any free (default: MLBATCH_SERVING__PORT, else 8080)"
+        "--port",
+        type=argtypes.port,
+        default=None,
+        help="port, 0 = any free (default: MLBATCH_SERVING__PORT, else 8080)",
     )
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=argtypes.workers,
         default=None,
         metavar="N",
         help="server processes (default: MLBATCH_SERVING__WORKERS, else 1)",
     )
     p.add_argument(
         "--poll-seconds",
-        type=_seconds,
+        type=argtypes.seconds,
         default=None,
         metavar="S",
         help="seconds between champion checks (default: MLBATCH_SERVING__POLL_SECONDS, else 5)",
@@ -317,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("card", commands.card, "show a version's model card and verdict (default: the champion)")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--version", type=_version, default=None, help="version (default: the champion)")
+    p.add_argument("--version", type=argtypes.version, default=None, help="version (default: the champion)")
     p.add_argument("--full", action="store_true", help="include the reference profile")
 
     p = add("history", commands.history, "show the champion alias history")

@@ -10,11 +10,11 @@ the middle of a nightly run.
 
 from mlbatch.specs.loading import get_spec, load_spec, spec_names
 from mlbatch.specs.model import LOWER_IS_BETTER, ModelSpec
+from mlbatch.specs.monitoring import MonitoringSpec
 from mlbatch.specs.sections import (
     DatasetSpec,
     EstimatorSpec,
     FeaturesSpec,
-    MonitoringSpec,
     OnnxSpec,
     PreprocessingSpec,
     ScheduleSpec,

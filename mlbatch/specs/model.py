@@ -9,12 +9,12 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from mlbatch.specs.monitoring import MonitoringSpec
 from mlbatch.specs.sections import (
     DatasetSpec,
     EnginesSpec,
     EstimatorSpec,
     FeaturesSpec,
-    MonitoringSpec,
     OnnxSpec,
     PreprocessingSpec,
     ScheduleSpec,

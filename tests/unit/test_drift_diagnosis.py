@@ -32,7 +32,7 @@ from mlbatch.monitoring.drift import (
 from mlbatch.profiles import numeric_profile
 from mlbatch.records import FeatureImportance
 from mlbatch.specs import load_spec
-from mlbatch.specs.sections import FeatureDriftSpec
+from mlbatch.specs.monitoring import FeatureDriftSpec
 
 DAY = dt.date(2026, 5, 3)
 REFERENCE = numeric_profile(np.random.default_rng(0).normal(size=20_000))
