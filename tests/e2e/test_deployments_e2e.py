@@ -205,7 +205,7 @@ def test_run_forms_schedules_and_trigger_are_deployed(stack, repo_root):
         scoring = forms["nightly-scoring"]["properties"]
         assert scoring["run_date"]["format"] == "date" and "logical date" in scoring["run_date"]["description"]
         assert (scoring["cores"]["minimum"], scoring["cores"]["maximum"]) == (1, 1024)
-        assert scoring["engine"]["enum"] == ["auto", "sklearn", "onnx"]
+        assert scoring["engine"]["enum"] == ["auto", "compiled", "sklearn", "onnx"]
         backfill = forms["backfill-scoring"]["properties"]
         assert (backfill["max_parallel"]["minimum"], backfill["max_parallel"]["maximum"]) == (1, 64)
         assert {"engine", "cores", "version", "overwrite"} <= set(backfill)
