@@ -36,24 +36,24 @@ def compiled_validated(card: ModelCard, verdict: Verdict | None) -> tuple[bool, 
     """Whether a version has a compiled library that passed its equivalence gate, and why not."""
     if card.compiled.status != BUILT:
         return False, f"no compiled library ({card.compiled.status}: {card.compiled.reason or '—'})"
-    gate = verdict.gate(COMPILED_GATE) if verdict else None
-    if gate is None:
-        return False, "the compiled engine's equivalence gate was not run for this version"
-    if not gate.passed:
-        return False, f"the compiled engine's equivalence gate failed: {gate.detail}"
-    return True, "compiled library passed the equivalence gate"
+    return _gate_outcome(verdict, COMPILED_GATE, "the compiled engine's", "compiled library")
 
 
 def onnx_validated(card: ModelCard, verdict: Verdict | None) -> tuple[bool, str]:
     """Whether a version has an exported ONNX graph that passed the equivalence gate, and why not."""
     if card.onnx.status != EXPORTED:
         return False, f"no ONNX export ({card.onnx.status}: {card.onnx.reason or '—'})"
-    gate = verdict.gate(ONNX_GATE) if verdict else None
+    return _gate_outcome(verdict, ONNX_GATE, "the ONNX", "ONNX export")
+
+
+def _gate_outcome(verdict: Verdict | None, gate_name: str, whose: str, artifact: str) -> tuple[bool, str]:
+    """Whether an engine's equivalence gate ran and passed for a version, and why not."""
+    gate = verdict.gate(gate_name) if verdict else None
     if gate is None:
-        return False, "the ONNX equivalence gate was not run for this version"
+        return False, f"{whose} equivalence gate was not run for this version"
     if not gate.passed:
-        return False, f"the ONNX equivalence gate failed: {gate.detail}"
-    return True, "ONNX export passed the equivalence gate"
+        return False, f"{whose} equivalence gate failed: {gate.detail}"
+    return True, f"{artifact} passed the equivalence gate"
 
 
 def resolve_engine(registry: Registry, version: int, choice: EngineChoice) -> EngineName:

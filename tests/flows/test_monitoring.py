@@ -25,9 +25,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
-from tests_support import small_churn_spec, storage_of
+from tests_support import register_trained, small_churn_spec, storage_of
 
-from mlbatch import cli, retraining
+from mlbatch import cli
 from mlbatch.metrics import auc_standard_error
 from mlbatch.monitoring.alerts import alert_reasons, retrain_cooldown
 from mlbatch.monitoring.checks import (
@@ -63,12 +63,11 @@ from mlbatch.profiles import (
     numeric_profile,
 )
 from mlbatch.records import CardData, ModelCard
-from mlbatch.registry import Registry, serialize_model
+from mlbatch.registry import Registry
 from mlbatch.sampledata import DRIFT_PLAN, SampleConfig, write_sample
 from mlbatch.scoring import read_manifest, read_predictions
 from mlbatch.specs import load_spec
 from mlbatch.storage import join
-from mlbatch.training import load_window
 
 # ---- pure units ----------------------------------------------------------------------------------------
 
@@ -366,19 +365,6 @@ def _artifacts(flow_run_id: str) -> tuple:
     return mine[keys[0]], mine[keys[1]]
 
 
-def _train_champion(storage, spec) -> int:
-    """The retrain flow's own steps without its fresh-process reload gate (tested elsewhere), to keep this fast."""
-    data = load_window(storage, spec, AS_OF)
-    candidate = retraining.train_candidate(data, spec)
-    registry = Registry(storage, spec.name)
-    champion = retraining.evaluate_champion(registry, spec, candidate.holdout)
-    card = retraining.build_card(spec, data, candidate, champion, "test", [])
-    version = registry.register(serialize_model(candidate.pipeline), card)
-    registry.record_verdict(version, [{"gate": "all", "passed": True, "detail": "test setup"}], "test")
-    registry.promote(version, "test setup")
-    return version
-
-
 def _labels(storage, day: dt.date) -> pd.DataFrame:
     keys = [o.key for o in storage.list(f"raw/churn/dt={day.isoformat()}")]
     return storage.read_table(keys, columns=["customer_id", "churned"]).to_pandas()
@@ -408,7 +394,7 @@ def test_monitor_flags_drift_from_the_drift_date(flow_settings, tmp_path, repo_r
     storage = storage_of(flow_settings)
     write_sample(storage, SampleConfig(start=START, days=33, rows_per_day=800, drift_from=DRIFT_FROM))
 
-    version = _train_champion(storage, load_spec(models / "churn.yaml"))
+    version = register_trained(storage, load_spec(models / "churn.yaml"), AS_OF)
     for day in SCORED[:-1]:
         assert score(model="churn", run_date=day, monitor=False)["status"] == "published"
     # the nightly path: with the spec's monitoring.after_scoring the score flow monitors the date it just published
